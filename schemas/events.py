@@ -1,0 +1,159 @@
+"""Every event of the contract, as pydantic models.
+
+Producers in other services may import this module alone: it needs neither Kafka nor MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.errors import ErrorInfo
+from schemas.status import TaskStatus
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+METADATA_MAX_BYTES = 4096
+TIMEOUT_MIN_S = 60
+TIMEOUT_MAX_S = 86400
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """The contract's timestamp form: ISO 8601 in UTC with milliseconds, e.g. 2026-11-27T20:08:58.123Z."""
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class RequestEvent(BaseModel):
+    """A request to generate a video (`video.requests`). Unlisted fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    model: str = Field(min_length=1)
+    provider: str | None = None
+    parameters: dict[str, Any]
+    user_id: str | None = None
+    tenant_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    reply_topic: str | None = Field(default=None, min_length=1, max_length=249)
+    timeout_s: int | None = Field(default=None, ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_fits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+            if size > METADATA_MAX_BYTES:
+                raise ValueError(
+                    f"metadata is {size} bytes as JSON; at most {METADATA_MAX_BYTES} are allowed"
+                )
+        return value
+
+
+class CancelEvent(BaseModel):
+    """A request to cancel a task (`video.cancel`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class StatusEvent(BaseModel):
+    """One state change of a task (`video.status`)."""
+
+    event_id: str
+    event_type: Literal["status"] = "status"
+    request_id: str
+    task_id: str
+    sequence: int = Field(ge=1)
+    status: TaskStatus
+    provider: str
+    model: str
+    upstream_task_id: str | None = None
+    upstream_status: str | None = None
+    error: ErrorInfo | None = None
+    user_id: str | None = None
+    tenant_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    timestamp: str
+
+
+class VideoFile(BaseModel):
+    """One downloaded and checked video."""
+
+    index: int
+    url: str
+    cover_image_url: str | None = None
+    local_path: str
+    filename: str
+    size_bytes: int
+    sha256: str
+    content_type: str = "video/mp4"
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class TaskResult(BaseModel):
+    upstream_task_id: str
+    model: str
+    created: str
+    videos: list[VideoFile]
+    prompt: str | None = None
+    actual_prompt: str | None = None
+    resolution: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class Timings(BaseModel):
+    queued_s: float
+    generation_s: float
+    download_s: float
+    total_s: float
+
+
+class CompletedEvent(BaseModel):
+    """A task that succeeded (`video.completed`): the status envelope plus result and timings."""
+
+    event_id: str
+    event_type: Literal["completed"] = "completed"
+    request_id: str
+    task_id: str
+    sequence: int = Field(ge=1)
+    status: Literal[TaskStatus.COMPLETED] = TaskStatus.COMPLETED
+    provider: str
+    model: str
+    upstream_task_id: str | None = None
+    upstream_status: str | None = None
+    error: None = None
+    user_id: str | None = None
+    tenant_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    timestamp: str
+    result: TaskResult
+    timings: Timings
+
+
+class OriginalMessage(BaseModel):
+    """Where a rejected message came from, and what it held."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    value: str
+    value_encoding: Literal["base64"] | None = None
+
+
+class DeadLetterEvent(BaseModel):
+    """Input that could not become a task (`video.requests.dlq`)."""
+
+    event_type: Literal["rejected"] = "rejected"
+    error: ErrorInfo
+    original: OriginalMessage
+    timestamp: str
