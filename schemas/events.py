@@ -71,8 +71,8 @@ class StatusEvent(BaseModel):
     task_id: str
     sequence: int = Field(ge=1)
     status: TaskStatus
-    provider: str
-    model: str
+    provider: str | None
+    model: str | None
     upstream_task_id: str | None = None
     upstream_status: str | None = None
     error: ErrorInfo | None = None

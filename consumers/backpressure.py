@@ -1,0 +1,60 @@
+"""Back-pressure: pause request consumption while MAX_IN_FLIGHT tasks are held.
+
+Pausing the partitions (rather than blocking the handler or buffering messages) keeps the
+consumer polling, so it stays in its group, and leaves unread requests safely in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from consumers.metrics import Metrics
+from consumers.runner import TaskRunner
+
+log = logging.getLogger("video.backpressure")
+
+RESUME_FRACTION = 0.9  # resume below 90% of the limit, so intake does not flap
+
+
+class Backpressure:
+    def __init__(self, subscriber: Any, runner: TaskRunner, limit: int, metrics: Metrics) -> None:
+        self._subscriber = subscriber
+        self._runner = runner
+        self._limit = limit
+        self._metrics = metrics
+        self._freed = runner.capacity_listener()
+        self._resumer: asyncio.Task[None] | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self._resumer is not None and not self._resumer.done()
+
+    def check(self) -> None:
+        """Called after each stored batch."""
+        consumer = self._subscriber.consumer
+        if self._runner.held < self._limit or consumer is None:
+            return
+        # Pausing again is harmless and covers partitions assigned by a rebalance meanwhile.
+        consumer.pause(*consumer.assignment())
+        if self.paused:
+            return
+        self._metrics.intake_paused.set(1)
+        log.warning("%d tasks in flight (MAX_IN_FLIGHT=%d): request intake paused", self._runner.held, self._limit)
+        self._resumer = asyncio.create_task(self._resume_when_room())
+
+    async def _resume_when_room(self) -> None:
+        while self._runner.held >= self._limit * RESUME_FRACTION:
+            self._freed.clear()
+            await self._freed.wait()
+        consumer = self._subscriber.consumer
+        if consumer is not None:
+            consumer.resume(*consumer.assignment())
+        self._metrics.intake_paused.set(0)
+        log.info("%d tasks in flight: request intake resumed", self._runner.held)
+
+    async def stop(self) -> None:
+        if self._resumer is not None:
+            self._resumer.cancel()
+            await asyncio.gather(self._resumer, return_exceptions=True)

@@ -1,0 +1,53 @@
+"""The `video.cancel` subscriber."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaMessage, KafkaRouter, Topic
+from pydantic import ValidationError
+
+from consumers.auth import AuthError, Authenticator
+from consumers.runner import TaskRunner
+from consumers.settings import Settings
+from consumers.validation import describe_validation_error
+from schemas.events import CancelEvent
+
+log = logging.getLogger("video.cancel")
+
+
+async def _undecoded(message: Any) -> None:
+    return None
+
+
+def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
+    router = KafkaRouter()
+    subscriber = router.subscriber(
+        Topic(settings.topic_cancel, declare=False),
+        group_id=settings.kafka_group_id,
+        auto_offset_reset="earliest",
+        # Failures (MongoDB down) are read again; a cancel is idempotent.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_undecoded,
+    )
+
+    @subscriber
+    async def on_cancel(
+        msg: KafkaMessage,
+        runner: Annotated[TaskRunner, Context("runner")],
+        auth: Annotated[Authenticator, Context("auth")],
+    ) -> None:
+        try:
+            auth.identify(msg.headers)
+            cancel = CancelEvent.model_validate_json(msg.body)
+        except AuthError as exc:
+            log.warning("cancel refused: %s: %s", exc.code, exc.message)
+            return
+        except ValidationError as exc:
+            log.warning("cancel ignored, invalid: %s", describe_validation_error(exc))
+            return
+        await runner.cancel(cancel.request_id, cancel.reason)
+
+    return router, subscriber

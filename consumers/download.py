@@ -1,0 +1,363 @@
+"""Saving a finished video from the vendor into VIDEO_DIR.
+
+The body is streamed to a temporary name in constant memory, hashed as it arrives, checked (size
+limit, Content-Length, MP4 signature) and renamed to its final name only when whole and synced: a
+file under its final name is always complete (contract, "Completed event"). Only the fsync, the
+probe and the rename leave the event loop; 64 KiB writes and hash updates stay on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import os
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+
+from consumers.mp4 import Mp4Info, is_mp4_signature, probe_mp4
+
+CONTENT_TYPE = "video/mp4"
+CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+_EXPIRED_STATUSES = frozenset({403, 404, 410})  # how object stores answer an expired signed URL
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})  # and every 5xx
+
+
+class DownloadError(Exception):
+    """A download that did not give a checked video.
+
+    `transient`: the same URL may work later (5xx, 429, timeouts, connection errors, a truncated
+    body, a local write error). `expired`: the URL is gone (403/404/410), retrying cannot help.
+    Neither: the answer itself is unacceptable (host not allowed, too large, not an MP4).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, expired: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class VideoFile:
+    """The contract's `videos[]` fields that come from the file (the caller adds index, url and
+    cover_image_url)."""
+
+    local_path: str  # absolute
+    filename: str
+    size_bytes: int
+    sha256: str  # hex
+    content_type: str
+    duration: float | None
+    width: int | None
+    height: int | None
+
+
+def host_allowed(url: str, allowed_suffixes: Sequence[str]) -> bool:
+    """Whether `url` is http(s) on a host equal to, or a subdomain of, an allowed suffix.
+
+    Parsed by httpx, the parser that will make the connection, so the check and the request agree
+    on the host. IP addresses and "localhost" only match exactly ("1.2.3.4" must not allow
+    "11.2.3.4", nor "localhost" allow "evil.localhost").
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    if parsed.scheme not in ("http", "https") or parsed.userinfo:
+        return False
+    host = parsed.raw_host.decode("ascii").rstrip(".").lower()  # IDNA hosts come as xn--
+    if not host:
+        return False
+    exact_only = _is_ip(host)
+    for raw in allowed_suffixes:
+        suffix = raw.strip().strip("[]").strip(".").lower()
+        if not suffix:
+            continue
+        if host == suffix:
+            return True
+        if not (exact_only or _is_ip(suffix) or suffix == "localhost"):
+            if host.endswith("." + suffix):
+                return True
+    return False
+
+
+async def download_video(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    video_dir: Path,
+    filename: str,
+    temp_name: str,
+    max_bytes: int,
+    allowed_hosts: Sequence[str],
+    timeout: float = 60.0,  # noqa: ASYNC109 - httpx's per-wait timeout, not a deadline
+) -> VideoFile:
+    """Download `url` to `video_dir/filename` through `video_dir/temp_name`.
+
+    `timeout` bounds connecting and each wait for data, not the whole transfer: the task's own
+    deadline bounds that (by cancelling this coroutine, which removes the temporary file).
+    Redirects are followed here, each hop checked against `allowed_hosts`. Raises DownloadError;
+    ValueError for a file name that is not a plain name (a caller bug).
+    """
+    _check_name(filename)
+    _check_name(temp_name)
+    if filename == temp_name:
+        raise ValueError("filename and temp_name must differ")
+    if not host_allowed(url, allowed_hosts):
+        raise DownloadError(
+            f"downloads from {_where(url)} are not allowed (DOWNLOAD_ALLOWED_HOSTS)"
+        )
+    final = video_dir / filename
+    part = _Part(video_dir / temp_name)
+    try:
+        await asyncio.to_thread(video_dir.mkdir, parents=True, exist_ok=True)
+        await _fetch(client, url, part, max_bytes, allowed_hosts, timeout)
+        part.finishing = True
+        info = await asyncio.to_thread(part.finish, final)
+    except BaseException as exc:
+        if not part.finishing:  # once finishing, the worker thread cleans up after itself
+            part.discard()
+        if isinstance(exc, DownloadError) or not isinstance(
+            exc, httpx.HTTPError | httpx.InvalidURL | OSError
+        ):
+            raise
+        raise _classify(exc, url, part.path) from exc
+    return _video_file(final, part.size, part.sha.hexdigest(), info)
+
+
+async def existing_video(video_dir: Path, filename: str) -> VideoFile | None:
+    """The video already saved under its final name (a crash after the rename but before the task
+    recorded completion), re-hashed and probed; None when absent or not an MP4."""
+    _check_name(filename)
+    return await asyncio.to_thread(_inspect, video_dir / filename)
+
+
+def remove_temp(video_dir: Path, temp_name: str) -> None:
+    """Remove a download's temporary file, if any (e.g. when its task ends without a video)."""
+    _check_name(temp_name)
+    with suppress(OSError):
+        (video_dir / temp_name).unlink()
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    part: _Part,
+    max_bytes: int,
+    allowed_hosts: Sequence[str],
+    http_timeout: float,
+) -> None:
+    for _ in range(MAX_REDIRECTS + 1):
+        # Redirects are never left to the client: a redirect to an internal host is the same
+        # SSRF as a direct link to it.
+        async with client.stream(
+            "GET",
+            url,
+            headers={"Accept-Encoding": "identity"},
+            timeout=http_timeout,
+            follow_redirects=False,
+        ) as response:
+            if response.is_redirect:
+                url = str(response.url.join(response.headers["location"]))
+                if not host_allowed(url, allowed_hosts):
+                    where = _where(url)
+                    raise DownloadError(f"redirected to {where}: not in DOWNLOAD_ALLOWED_HOSTS")
+                continue
+            if response.status_code != 200:
+                raise _status_error(response)
+            await _receive(response, part, max_bytes)
+            return
+    raise DownloadError(f"more than {MAX_REDIRECTS} redirects from {_where(url)}")
+
+
+async def _receive(response: httpx.Response, part: _Part, max_bytes: int) -> None:
+    declared = _content_length(response)
+    if declared is not None and declared > max_bytes:
+        raise DownloadError(f"the video is {declared} bytes, over MAX_VIDEO_BYTES ({max_bytes})")
+    part.open()
+    head = b""
+    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+        if part.size + len(chunk) > max_bytes:
+            raise DownloadError(f"the video is over MAX_VIDEO_BYTES ({max_bytes} bytes)")
+        if len(head) < 8:  # give up at once on an error page served with 200
+            head = (head + chunk)[:8]
+            if len(head) == 8 and not is_mp4_signature(head):
+                raise _not_mp4(response)
+        part.write(chunk)
+    # httpx normally raises on a short body itself; this also covers transports that do not.
+    # Content-Length counts the bytes on the wire, which differ only when the server encoded
+    # the body although we asked for identity.
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    received = response.num_bytes_downloaded if encoded else part.size
+    if declared is not None and received != declared:
+        raise DownloadError(
+            f"the download from {_where(response.url)} is incomplete: "
+            f"{received} bytes received, {declared} announced by Content-Length",
+            transient=True,
+        )
+    if not is_mp4_signature(head):
+        raise _not_mp4(response)
+
+
+class _Part:
+    """The temporary file of one download attempt."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: BinaryIO | None = None
+        self.ino: int | None = None
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.finishing = False
+
+    def open(self) -> None:
+        # A fresh inode per attempt, not a truncation: should a stalled earlier attempt (another
+        # instance that lost the task) still be writing, it keeps its own unlinked file and
+        # fails the ownership check in `finish` instead of mixing bytes into ours.
+        with suppress(FileNotFoundError):
+            self.path.unlink()
+        self.file = open(self.path, "x+b")  # closed in finish or discard
+        self.ino = os.fstat(self.file.fileno()).st_ino
+
+    def write(self, chunk: bytes) -> None:
+        assert self.file is not None
+        self.file.write(chunk)
+        self.sha.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self, final: Path) -> Mp4Info:
+        """Sync, probe and rename (in a worker thread)."""
+        assert self.file is not None
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            info = probe_mp4(self.file)
+            self.file.close()
+            if not self._ours():
+                raise DownloadError(
+                    f"{self.path.name} was replaced by another download", transient=True
+                )
+            os.replace(self.path, final)
+        except BaseException:
+            self.discard()
+            raise
+        _fsync_dir(final.parent)
+        return info
+
+    def discard(self) -> None:
+        """Close and remove the temporary file: ours, or a stale one when we never made ours."""
+        if self.file is not None:
+            self.file.close()
+        with suppress(OSError):
+            if self.ino is None or self._ours():
+                self.path.unlink()
+
+    def _ours(self) -> bool:
+        try:
+            return self.path.stat().st_ino == self.ino
+        except FileNotFoundError:
+            return False
+
+
+def _inspect(path: Path) -> VideoFile | None:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with f:
+        if not is_mp4_signature(f.read(8)):
+            return None
+        f.seek(0)
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        size = os.fstat(f.fileno()).st_size
+        info = probe_mp4(f)
+    return _video_file(path, size, digest, info)
+
+
+def _video_file(path: Path, size: int, digest: str, info: Mp4Info) -> VideoFile:
+    return VideoFile(
+        local_path=os.path.abspath(path),
+        filename=path.name,
+        size_bytes=size,
+        sha256=digest,
+        content_type=CONTENT_TYPE,
+        duration=info.duration,
+        width=info.width,
+        height=info.height,
+    )
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable. Best effort: some filesystems refuse fsync on a directory.
+    with suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _status_error(response: httpx.Response) -> DownloadError:
+    code = response.status_code
+    where = _where(response.url)
+    if code in _EXPIRED_STATUSES:
+        return DownloadError(
+            f"the video link has expired or is gone: HTTP {code} from {where}", expired=True
+        )
+    if code >= 500 or code in _TRANSIENT_STATUSES:
+        return DownloadError(f"HTTP {code} from {where}", transient=True)
+    return DownloadError(f"unexpected HTTP {code} from {where}")
+
+
+def _not_mp4(response: httpx.Response) -> DownloadError:
+    kind = response.headers.get("content-type", "no content type")
+    return DownloadError(f"the download from {_where(response.url)} is not an MP4 file ({kind})")
+
+
+def _classify(exc: BaseException, url: str, temp: Path) -> DownloadError:
+    if isinstance(exc, OSError):  # disk full and the like: may pass
+        return DownloadError(f"cannot write {temp}: {exc.strerror or exc}", transient=True)
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return DownloadError(f"timed out downloading from {_where(url)} ({detail})", transient=True)
+    if isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol):
+        # Connection refused or reset, or the body cut short ("peer closed connection ...").
+        return DownloadError(f"downloading from {_where(url)} failed: {detail}", transient=True)
+    return DownloadError(f"downloading from {_where(url)} failed: {detail}")
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    try:
+        value = int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def _where(url: str | httpx.URL) -> str:
+    """scheme://host/path of a URL: signed result URLs carry credentials in the query."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "an invalid URL"
+    return f"{parsed.scheme}://{parsed.host}{parsed.path}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_name(name: str) -> None:
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"not a plain file name: {name!r}")

@@ -1,0 +1,94 @@
+"""Kafka connection settings and topic creation."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
+
+from consumers.settings import Settings
+
+log = logging.getLogger("video.kafka")
+
+_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+
+
+def security(settings: Settings) -> BaseSecurity | None:
+    """FastStream's security object for KAFKA_SECURITY_PROTOCOL and the SASL settings."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=_ssl_context(settings))
+    if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not {protocol!r}")
+    mechanism = (settings.kafka_sasl_mechanism or "").upper()
+    if mechanism not in _SASL:
+        raise ValueError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(_SASL)} for {protocol}")
+    if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+        raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    ssl_context = _ssl_context(settings) if protocol == "SASL_SSL" else None
+    sasl: BaseSecurity = _SASL[mechanism](
+        settings.kafka_sasl_username, settings.kafka_sasl_password, ssl_context=ssl_context
+    )
+    return sasl
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """The same connection settings, for aiokafka clients used directly (topic admin)."""
+    protocol = settings.kafka_security_protocol.upper()
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers, "security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    if protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=(settings.kafka_sasl_mechanism or "").upper(),
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return options
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the service's topics when missing; a broker that forbids it only gets a warning."""
+    names = [
+        settings.topic_requests,
+        settings.topic_cancel,
+        settings.topic_status,
+        settings.topic_completed,
+        settings.topic_dlq,
+    ]
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if not missing:
+            return
+        # replication_factor -1: the broker's default.replication.factor.
+        topics = [NewTopic(name, settings.topic_partitions, -1) for name in missing]
+        try:
+            response = await admin.create_topics(topics)
+        except TopicAlreadyExistsError:
+            return
+        for name, code, *rest in getattr(response, "topic_errors", []):
+            if code not in (0, TopicAlreadyExistsError.errno):
+                log.warning("could not create topic %s (error %s %s)", name, code, rest)
+        log.info("created topics %s", ", ".join(missing))
+    except Exception as exc:
+        log.warning("could not create topics %s: %r", names, exc)
+    finally:
+        await admin.close()

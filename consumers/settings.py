@@ -1,0 +1,94 @@
+"""Configuration from the environment (and a `.env` file), as the contract names it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from functools import cached_property
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Kafka
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_group_id: str = "video-service"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    topic_requests: str = "video.requests"
+    topic_cancel: str = "video.cancel"
+    topic_status: str = "video.status"
+    topic_completed: str = "video.completed"
+    topic_dlq: str = "video.requests.dlq"
+    topic_partitions: int = Field(default=6, ge=1)
+
+    # MongoDB
+    mongodb_url: str = "mongodb://localhost:27017"
+    mongodb_db: str = "video_service"
+
+    # Providers
+    aliyun_api_key: str | None = None
+    zhipuai_api_key: str | None = None
+    aliyun_base_url: str = "https://dashscope.aliyuncs.com"
+    zhipuai_base_url: str = "https://open.bigmodel.cn"
+
+    # Videos
+    video_dir: str = "data/videos"
+    max_video_bytes: int = Field(default=2_147_483_648, gt=0)
+    download_allowed_hosts: str | None = None  # unset: the providers' result hosts
+    max_concurrent_downloads: int = Field(default=32, ge=1)
+
+    # Tasks
+    task_timeout_s: int = Field(default=3600, ge=60, le=86400)
+    max_in_flight: int = Field(default=10_000, ge=1)
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Poll schedule: first query near the model's typical duration (or POLL_FIRST_S when set),
+    # then every POLL_INTERVAL_MIN_S growing by half each time up to POLL_INTERVAL_MAX_S.
+    poll_first_s: float | None = Field(default=None, ge=0)
+    poll_interval_min_s: float = Field(default=5.0, gt=0)
+    poll_interval_max_s: float = Field(default=60.0, gt=0)
+    # Transient upstream errors: attempts before `upstream_unavailable`, and backoff bounds.
+    upstream_max_attempts: int = Field(default=8, ge=1)
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+
+    # Service
+    metrics_port: int = Field(default=9400, ge=0, le=65535)
+    auth_mode: str = "none"
+    auth_jwt_secret: str | None = None
+    auth_jwt_public_key: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_issuer: str | None = None
+    reply_topic_pattern: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("auth_mode")
+    @classmethod
+    def _known_auth_mode(cls, value: str) -> str:
+        if value.lower() not in ("none", "jwt"):
+            raise ValueError(f"AUTH_MODE must be 'none' or 'jwt', not {value!r}")
+        return value.lower()
+
+    @field_validator("reply_topic_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value:
+            re.compile(value)
+        return value or None
+
+    @cached_property
+    def reply_topic_regex(self) -> re.Pattern[str] | None:
+        return re.compile(self.reply_topic_pattern) if self.reply_topic_pattern else None
+
+    def allowed_download_hosts(self, provider_defaults: tuple[str, ...]) -> tuple[str, ...]:
+        if self.download_allowed_hosts is None:
+            return provider_defaults
+        return tuple(h.strip().lower() for h in self.download_allowed_hosts.split(",") if h.strip())
