@@ -67,15 +67,27 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     )
     publisher = EventPublisher(broker, settings)
     runner = TaskRunner(
-        store=store, publisher=publisher, providers=providers, settings=settings, metrics=metrics, http=http
+        store=store,
+        publisher=publisher,
+        providers=providers,
+        settings=settings,
+        metrics=metrics,
+        http=http,
     )
     intake = Intake(
-        store=store, runner=runner, publisher=publisher, settings=settings, metrics=metrics, auth=auth
+        store=store,
+        runner=runner,
+        publisher=publisher,
+        settings=settings,
+        metrics=metrics,
+        auth=auth,
     )
     leases = LeaseKeeper(store, runner, settings.lease_ttl_s, metrics)
     backpressure = Backpressure(requests_subscriber, runner, settings.max_in_flight, metrics)
     health = HealthServer(
-        metrics.registry, {"kafka": lambda: broker.ping(2.0), "mongodb": store.ping}, settings.metrics_port
+        metrics.registry,
+        {"kafka": lambda: broker.ping(2.0), "mongodb": store.ping},
+        settings.metrics_port,
     )
     components = {
         "intake": intake,
@@ -90,7 +102,10 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     if settings.metrics_port:
         await health.start()
     log.info(
-        "instance %s: providers %s, video dir %s", settings.instance_id, sorted(providers) or "none", runner.video_dir
+        "instance %s: providers %s, video dir %s",
+        settings.instance_id,
+        sorted(providers) or "none",
+        runner.video_dir,
     )
     try:
         yield

@@ -58,7 +58,9 @@ class Authenticator:
             raise AuthError(ErrorCode.UNAUTHORIZED, "the authorization header is missing")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError(ErrorCode.UNAUTHORIZED, "the authorization header must be 'Bearer <token>'")
+            raise AuthError(
+                ErrorCode.UNAUTHORIZED, "the authorization header must be 'Bearer <token>'"
+            )
         try:
             claims = jwt.decode(
                 token.strip(),
@@ -74,8 +76,12 @@ class Authenticator:
             # The library's message names the failed check, never the token itself.
             raise AuthError(ErrorCode.UNAUTHORIZED, f"the token is not valid: {exc}") from None
         models = claims.get("models")
-        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
-            raise AuthError(ErrorCode.FORBIDDEN, "the token's models claim must be a list of model names")
+        if models is not None and not (
+            isinstance(models, list) and all(isinstance(m, str) for m in models)
+        ):
+            raise AuthError(
+                ErrorCode.FORBIDDEN, "the token's models claim must be a list of model names"
+            )
         return Identity(
             user_id=str(claims["sub"]) if claims.get("sub") is not None else None,
             tenant_id=str(claims["tenant_id"]) if claims.get("tenant_id") is not None else None,

@@ -41,7 +41,11 @@ class Backpressure:
         if self.paused:
             return
         self._metrics.intake_paused.set(1)
-        log.warning("%d tasks in flight (MAX_IN_FLIGHT=%d): request intake paused", self._runner.held, self._limit)
+        log.warning(
+            "%d tasks in flight (MAX_IN_FLIGHT=%d): request intake paused",
+            self._runner.held,
+            self._limit,
+        )
         self._resumer = asyncio.create_task(self._resume_when_room())
 
     async def _resume_when_room(self) -> None:

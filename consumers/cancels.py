@@ -9,7 +9,7 @@ from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 from pydantic import ValidationError
 
-from consumers.auth import AuthError, Authenticator
+from consumers.auth import Authenticator, AuthError
 from consumers.runner import TaskRunner
 from consumers.settings import Settings
 from consumers.validation import describe_validation_error

@@ -191,6 +191,9 @@ async def _receive(response: httpx.Response, part: _Part, max_bytes: int) -> Non
             if len(head) == 8 and not is_mp4_signature(head):
                 raise _not_mp4(response)
         part.write(chunk)
+        # A fast link can keep the socket buffer full so reads never wait: let the other
+        # downloads and consumers run between chunks anyway.
+        await asyncio.sleep(0)
     # httpx normally raises on a short body itself; this also covers transports that do not.
     # Content-Length counts the bytes on the wire, which differ only when the server encoded
     # the body although we asked for identity.

@@ -77,7 +77,12 @@ def completed_event(
 
 
 def rejected_status_event(
-    raw: Mapping[str, Any], request_id: str, error: ErrorInfo, topic: str, partition: int, offset: int
+    raw: Mapping[str, Any],
+    request_id: str,
+    error: ErrorInfo,
+    topic: str,
+    partition: int,
+    offset: int,
 ) -> dict[str, Any]:
     """The `failed` status of a request that could not become a task."""
 

@@ -19,7 +19,13 @@ CHECK_TIMEOUT_S = 3.0
 
 
 class HealthServer:
-    def __init__(self, registry: CollectorRegistry, checks: dict[str, Check], port: int, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        checks: dict[str, Check],
+        port: int,
+        host: str = "0.0.0.0",
+    ) -> None:
         self._registry = registry
         self._checks = checks
         self._port = port
@@ -55,7 +61,11 @@ class HealthServer:
             if method != "GET":
                 status, content_type, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path == "/metrics":
-                status, content_type, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._registry)
+                status, content_type, body = (
+                    "200 OK",
+                    CONTENT_TYPE_LATEST,
+                    generate_latest(self._registry),
+                )
             elif path == "/healthz":
                 checks = await self.health()
                 ok = all(checks.values())
@@ -63,8 +73,15 @@ class HealthServer:
                 content_type = "application/json"
                 body = json.dumps({"status": "ok" if ok else "unavailable", **checks}).encode()
             else:
-                status, content_type, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                status, content_type, body = (
+                    "404 Not Found",
+                    "text/plain",
+                    b"try /metrics or /healthz\n",
+                )
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError, ValueError):

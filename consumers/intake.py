@@ -80,7 +80,12 @@ class Intake:
         self.metrics.rejected.labels(str(error.code)).inc()
         log.info(
             "rejected %s[%d]@%d (request_id=%s): %s: %s",
-            record.topic, record.partition, record.offset, rejected.request_id, error.code, error.message,
+            record.topic,
+            record.partition,
+            record.offset,
+            rejected.request_id,
+            error.code,
+            error.message,
         )
         dead_letter = events.dead_letter_event(
             error,
@@ -94,7 +99,12 @@ class Intake:
         sent = [await self.publisher.publish_dead_letter(dead_letter, record.key)]
         if rejected.request_id is not None:
             status = events.rejected_status_event(
-                rejected.raw, rejected.request_id, error, record.topic, record.partition, record.offset
+                rejected.raw,
+                rejected.request_id,
+                error,
+                record.topic,
+                record.partition,
+                record.offset,
             )
             sent.append(await self.publisher.publish_status(status))
         return sent
@@ -137,5 +147,7 @@ class Intake:
         }
         accepted_event = events.status_event(task, TaskStatus.ACCEPTED)
         task.update(status=str(TaskStatus.ACCEPTED), sequence=1, events=[accepted_event])
-        self.metrics.statuses.labels(task["provider"], task["model"], str(TaskStatus.ACCEPTED)).inc()
+        self.metrics.statuses.labels(
+            task["provider"], task["model"], str(TaskStatus.ACCEPTED)
+        ).inc()
         return task

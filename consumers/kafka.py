@@ -34,7 +34,10 @@ def security(settings: Settings) -> BaseSecurity | None:
     if protocol == "SSL":
         return BaseSecurity(ssl_context=_ssl_context(settings))
     if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
-        raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not {protocol!r}")
+        raise ValueError(
+            "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
+            f"not {protocol!r}"
+        )
     mechanism = (settings.kafka_sasl_mechanism or "").upper()
     if mechanism not in _SASL:
         raise ValueError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(_SASL)} for {protocol}")
@@ -50,7 +53,10 @@ def security(settings: Settings) -> BaseSecurity | None:
 def aiokafka_options(settings: Settings) -> dict[str, Any]:
     """The same connection settings, for aiokafka clients used directly (topic admin)."""
     protocol = settings.kafka_security_protocol.upper()
-    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers, "security_protocol": protocol}
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": protocol,
+    }
     if protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = _ssl_context(settings)
     if protocol.startswith("SASL"):

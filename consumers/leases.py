@@ -23,7 +23,9 @@ CLAIM_BATCH = 500
 
 
 class LeaseKeeper:
-    def __init__(self, store: TaskStore, runner: TaskRunner, ttl_s: float, metrics: Metrics) -> None:
+    def __init__(
+        self, store: TaskStore, runner: TaskRunner, ttl_s: float, metrics: Metrics
+    ) -> None:
         self.store = store
         self.runner = runner
         self.ttl_s = ttl_s
@@ -69,9 +71,13 @@ class LeaseKeeper:
         room = self.runner.settings.max_in_flight - self.runner.held
         while room > 0:
             until = now() + timedelta(seconds=self.ttl_s)
-            claimed = await self.store.claim_expired(self.runner.owner, until, min(room, CLAIM_BATCH))
+            claimed = await self.store.claim_expired(
+                self.runner.owner, until, min(room, CLAIM_BATCH)
+            )
             for task in claimed:
-                log.info("took over task %s (%s) at %s", task["_id"], task["request_id"], task["status"])
+                log.info(
+                    "took over task %s (%s) at %s", task["_id"], task["request_id"], task["status"]
+                )
                 self.metrics.takeovers.inc()
                 self.runner.adopt(task)
             if len(claimed) < min(room, CLAIM_BATCH):

@@ -9,8 +9,10 @@ ten thousand tasks in flight cost memory, not CPU. Every move is one guarded wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -172,7 +174,10 @@ class TaskRunner:
                 continue
             try:
                 await self._transition(
-                    taken, TaskStatus.CANCELLED, {}, error=ErrorInfo(code=ErrorCode.CANCELLED, message=message)
+                    taken,
+                    TaskStatus.CANCELLED,
+                    {},
+                    error=ErrorInfo(code=ErrorCode.CANCELLED, message=message),
                 )
             except TaskMoved:
                 continue
@@ -231,7 +236,9 @@ class TaskRunner:
         try:
             fresh = await self._reload(task_id)
             if fresh is not None and not TaskStatus(fresh["status"]).terminal:
-                error = ErrorInfo(code=ErrorCode.INTERNAL_ERROR, message="internal error in the video service")
+                error = ErrorInfo(
+                    code=ErrorCode.INTERNAL_ERROR, message="internal error in the video service"
+                )
                 await self._finish(fresh, TaskStatus.FAILED, error)
         except Exception:
             log.exception("task %s: could not record the internal error", task_id)
@@ -287,7 +294,10 @@ class TaskRunner:
             log.warning(
                 "task %s (%s): submitting again; an earlier submit started at %s was never "
                 "recorded, so %s may run this generation twice",
-                task["_id"], task["request_id"], task["submit_started_at"], provider.name,
+                task["_id"],
+                task["request_id"],
+                task["submit_started_at"],
+                provider.name,
             )
         task = await self._update(task, {"submit_started_at": now()})
         parameters = spec.parameters.model_validate(task["params"])
@@ -323,13 +333,23 @@ class TaskRunner:
         return task
 
     async def _submit_failed(
-        self, task: Task, provider: Provider, spec: ModelSpec, exc: ProviderError, progress: Progress
+        self,
+        task: Task,
+        provider: Provider,
+        spec: ModelSpec,
+        exc: ProviderError,
+        progress: Progress,
     ) -> Task:
         if exc.transient and exc.submit_not_taken:
             progress.attempts += 1
             if progress.attempts < self.settings.upstream_max_attempts:
                 progress.next_at = time.time() + self._retry_delay(progress, exc)
-                log.info("task %s: submit refused (%s); retry %d", task["_id"], exc.message, progress.attempts)
+                log.info(
+                    "task %s: submit refused (%s); retry %d",
+                    task["_id"],
+                    exc.message,
+                    progress.attempts,
+                )
                 return await self._update(task, {"submit_started_at": None})
             error = ErrorInfo(
                 code=ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -341,7 +361,9 @@ class TaskRunner:
         if exc.transient:
             # The vendor may have taken it: sending it again could pay for it twice.
             self.metrics.unknown_submits.labels(provider.name, spec.name).inc()
-            log.error("task %s: submit outcome unknown (%s); not resubmitted", task["_id"], exc.message)
+            log.error(
+                "task %s: submit outcome unknown (%s); not resubmitted", task["_id"], exc.message
+            )
             error = ErrorInfo(
                 code=ErrorCode.UPSTREAM_UNAVAILABLE,
                 message=(
@@ -482,11 +504,20 @@ class TaskRunner:
             progress.attempts += 1
             if exc.transient and progress.attempts < self.settings.upstream_max_attempts:
                 progress.next_at = time.time() + self._retry_delay(progress, None)
-                log.info("task %s: download failed (%s); retry %d", task["_id"], exc.message, progress.attempts)
+                log.info(
+                    "task %s: download failed (%s); retry %d",
+                    task["_id"],
+                    exc.message,
+                    progress.attempts,
+                )
                 return task
-            error = ErrorInfo(code=ErrorCode.DOWNLOAD_FAILED, message=exc.message, retryable=exc.transient)
+            error = ErrorInfo(
+                code=ErrorCode.DOWNLOAD_FAILED, message=exc.message, retryable=exc.transient
+            )
             return await self._finish(task, TaskStatus.FAILED, error)
-        self.metrics.download_seconds.labels(task["provider"], task["model"]).observe(time.time() - started)
+        self.metrics.download_seconds.labels(task["provider"], task["model"]).observe(
+            time.time() - started
+        )
         return await self._complete(task, files)
 
     async def _complete(self, task: Task, files: Sequence[VideoFile]) -> Task:
@@ -517,7 +548,8 @@ class TaskRunner:
         except TaskMoved:
             # Cancelled meanwhile: the files belong to no completed task.
             for video in files:
-                Path(video.local_path).unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(video.local_path)
             raise
 
     # --- ending ---------------------------------------------------------------------------------
@@ -532,7 +564,9 @@ class TaskRunner:
         changes: Mapping[str, Any] | None = None,
     ) -> Task:
         was = task["status"]
-        task = await self._transition(task, status, {**(changes or {}), "finished_at": now()}, error=error)
+        task = await self._transition(
+            task, status, {**(changes or {}), "finished_at": now()}, error=error
+        )
         if cancel_upstream and was in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
             await self._cancel_upstream(task)
         for entry in task.get("videos") or ():
@@ -540,7 +574,9 @@ class TaskRunner:
         self._release_slot(task["_id"])
         return task
 
-    async def _cancel_upstream(self, task: Mapping[str, Any], submitted: Submitted | None = None) -> None:
+    async def _cancel_upstream(
+        self, task: Mapping[str, Any], submitted: Submitted | None = None
+    ) -> None:
         provider = self.providers.get(task["provider"])
         upstream_id = submitted.upstream_task_id if submitted else task.get("upstream_task_id")
         key_id = submitted.key_id if submitted else task.get("key_id")
@@ -551,7 +587,9 @@ class TaskRunner:
         except ProviderError as exc:
             log.warning("task %s: upstream cancel failed: %s", task["_id"], exc.message)
             return
-        self.metrics.upstream_calls.labels(provider.name, "cancel", "ok" if cancelled else "refused").inc()
+        self.metrics.upstream_calls.labels(
+            provider.name, "cancel", "ok" if cancelled else "refused"
+        ).inc()
 
     # --- store and outbox -----------------------------------------------------------------------
 
@@ -601,13 +639,17 @@ class TaskRunner:
         if published >= len(stored) and not (finished and task.get("active")):
             return task
         if published < len(stored):
-            await self.publisher.publish_entries(task["request_id"], stored[published:], task.get("reply_topic"))
+            await self.publisher.publish_entries(
+                task["request_id"], stored[published:], task.get("reply_topic")
+            )
         await self.store.mark_published(task["_id"], len(stored), finished)
         return {**task, "published": len(stored), "active": not finished}
 
     # --- waiting --------------------------------------------------------------------------------
 
-    async def _wait(self, task: Task, until: float, queue: deque[asyncio.Future[None]] | None = None) -> None:
+    async def _wait(
+        self, task: Task, until: float, queue: deque[asyncio.Future[None]] | None = None
+    ) -> None:
         """Sleep until `until` (or the task's deadline), or until woken by `wake` or a queue."""
         loop = asyncio.get_running_loop()
         when = min(until, _ts(task["deadline_at"]))
@@ -658,7 +700,7 @@ class TaskRunner:
         variable = f"{spec.provider.upper()}_API_KEY"
         return ErrorInfo(
             code=ErrorCode.UPSTREAM_UNAVAILABLE,
-            message=f"{variable} is not set: the service has no API key for {spec.provider} ({spec.name})",
+            message=f"{variable} is not set: no API key for {spec.provider} ({spec.name})",
         )
 
 

@@ -9,7 +9,9 @@ FIRST_POLL_FRACTION = 0.8
 GROWTH = 1.5
 
 
-def poll_delay(polls_done: int, typical_s: float, first_s: float | None, min_s: float, max_s: float) -> float:
+def poll_delay(
+    polls_done: int, typical_s: float, first_s: float | None, min_s: float, max_s: float
+) -> float:
     """Seconds until the next status query of an upstream task.
 
     The first query goes near the model's typical duration; later ones start at `min_s` and grow

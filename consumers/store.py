@@ -114,7 +114,9 @@ class TaskStore:
         changes: dict[str, Any] = {"published": count}
         if finished:
             changes["active"] = False
-        await self.tasks.update_one({"_id": task_id, "published": {"$lt": count}}, {"$set": changes})
+        await self.tasks.update_one(
+            {"_id": task_id, "published": {"$lt": count}}, {"$set": changes}
+        )
 
     # --- leases -------------------------------------------------------------------------------
 

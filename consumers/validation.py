@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consumers.auth import AuthError, Authenticator
+from consumers.auth import Authenticator, AuthError
 from consumers.settings import Settings
 from providers.base import ModelParameters, ModelSpec
 from providers.registry import InvalidParameters, UnknownModel, get_model, validate_parameters
@@ -49,7 +49,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 def validate_request(
     value: bytes, headers: Mapping[str, str], settings: Settings, auth: Authenticator
 ) -> Accepted | Rejected:
-    def reject(code: ErrorCode, message: str, raw: Mapping[str, Any] = {}) -> Rejected:  # noqa: B006
+    def reject(code: ErrorCode, message: str, raw: Mapping[str, Any] = {}) -> Rejected:
         rid = raw.get("request_id")
         readable = rid if isinstance(rid, str) and _REQUEST_ID.match(rid) else None
         return Rejected(ErrorInfo(code=code, message=message), readable, raw)
@@ -57,10 +57,14 @@ def validate_request(
     try:
         raw = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return reject(ErrorCode.INVALID_REQUEST, f"the message value is not valid UTF-8 JSON: {exc}")
+        return reject(
+            ErrorCode.INVALID_REQUEST, f"the message value is not valid UTF-8 JSON: {exc}"
+        )
     if not isinstance(raw, dict):
         kind = type(raw).__name__
-        return reject(ErrorCode.INVALID_REQUEST, f"the message value must be a JSON object, not {kind}")
+        return reject(
+            ErrorCode.INVALID_REQUEST, f"the message value must be a JSON object, not {kind}"
+        )
 
     try:
         identity = auth.identify(headers)
@@ -76,7 +80,9 @@ def validate_request(
         mismatch = identity.mismatch(request.user_id, request.tenant_id)
         if mismatch:
             return reject(ErrorCode.FORBIDDEN, mismatch, raw)
-        request = request.model_copy(update={"user_id": identity.user_id, "tenant_id": identity.tenant_id})
+        request = request.model_copy(
+            update={"user_id": identity.user_id, "tenant_id": identity.tenant_id}
+        )
 
     try:
         spec = get_model(request.model)
@@ -95,7 +101,9 @@ def validate_request(
         if pattern is None or not pattern.fullmatch(request.reply_topic):
             allowed = f"must match {pattern.pattern!r}" if pattern else "are not allowed here"
             return reject(
-                ErrorCode.FORBIDDEN, f"reply_topic: '{request.reply_topic}' is not allowed; reply topics {allowed}", raw
+                ErrorCode.FORBIDDEN,
+                f"reply_topic: '{request.reply_topic}' is not allowed; reply topics {allowed}",
+                raw,
             )
 
     try:

@@ -21,7 +21,7 @@ TIMEOUT_MAX_S = 86400
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
-    """The contract's timestamp form: ISO 8601 in UTC with milliseconds, e.g. 2026-11-27T20:08:58.123Z."""
+    """The contract's timestamp: ISO 8601 UTC with milliseconds, e.g. 2026-11-27T20:08:58.123Z."""
     moment = (moment or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

@@ -72,9 +72,13 @@ class ServiceProcess:
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"service exited with {self.process.returncode}: {self.log_tail()}")
+                    raise RuntimeError(
+                        f"service exited with {self.process.returncode}: {self.log_tail()}"
+                    )
                 try:
-                    response = await client.get(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2)
+                    response = await client.get(
+                        f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2
+                    )
                     if response.status_code == 200:
                         return
                 except httpx.HTTPError:
@@ -117,7 +121,10 @@ class EventCollector:
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
         )
         self.by_request: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         self.all: list[tuple[str, dict[str, Any]]] = []
@@ -158,7 +165,12 @@ class EventCollector:
                 pass
 
 
-async def send(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]], headers: Mapping[str, str] | None = None) -> None:
+async def send(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[str | None, bytes]],
+    headers: Mapping[str, str] | None = None,
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -170,6 +182,8 @@ async def send(bootstrap: str, topic: str, messages: list[tuple[str | None, byte
         await producer.stop()
 
 
-def request(request_id: str, model: str, parameters: dict[str, Any], **extra: Any) -> tuple[str, bytes]:
+def request(
+    request_id: str, model: str, parameters: dict[str, Any], **extra: Any
+) -> tuple[str, bytes]:
     body = {"request_id": request_id, "model": model, "parameters": parameters, **extra}
     return request_id, json.dumps(body).encode()

@@ -28,7 +28,12 @@ def test_completed_event_shares_the_envelope_with_its_own_id() -> None:
     from schemas.events import TaskResult, Timings
 
     status = events.status_event(TASK, TaskStatus.COMPLETED)
-    result = TaskResult(upstream_task_id="up-1", model="wanx2.1-t2v-turbo", created="2026-11-27T20:08:58Z", videos=[])
+    result = TaskResult(
+        upstream_task_id="up-1",
+        model="wanx2.1-t2v-turbo",
+        created="2026-11-27T20:08:58Z",
+        videos=[],
+    )
     timings = Timings(queued_s=0, generation_s=1, download_s=1, total_s=2)
     completed = events.completed_event(status, result, timings)["body"]
     assert completed["event_type"] == "completed" and completed["status"] == "completed"
