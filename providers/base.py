@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from providers.limits import RunningSlots
 from schemas.errors import ErrorCode, ErrorInfo
 
 
@@ -156,11 +157,10 @@ class Provider(ABC):
     supports_cancel: ClassVar[bool]
 
     limits: ProviderLimits
+    running_slots: RunningSlots  # running tasks per model against `limits`; the runner keeps it
 
     @abstractmethod
-    async def submit(
-        self, request_id: str, model: str, parameters: ModelParameters
-    ) -> Submitted:
+    async def submit(self, request_id: str, model: str, parameters: ModelParameters) -> Submitted:
         """Create the vendor task (waits for the submit rate limit). Raises ProviderError."""
 
     @abstractmethod

@@ -1,0 +1,1 @@
+"""DashScope (Aliyun Model Studio): `params` (schemas), `wire` (pure mapping), `client` (httpx)."""

@@ -1,0 +1,189 @@
+"""DashScope's wire format (upstream-apis.md Part 1) as pure functions.
+
+Create: `POST /api/v1/services/aigc/{video-generation|image2video}/video-synthesis` with
+`{"model", "input", "parameters"}`; query `GET /api/v1/tasks/{id}`; cancel
+`POST /api/v1/tasks/{id}/cancel` (PENDING tasks only). Errors are `{"code", "message",
+"request_id"}` at the top level; a FAILED task carries them in `output`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from providers.base import (
+    HttpRequest,
+    ModelParameters,
+    PollResult,
+    ProviderError,
+    UpstreamState,
+    UpstreamVideo,
+)
+from providers.classify import (
+    BAD_KEY,
+    BROKEN,
+    MODERATION,
+    NO_ACCESS,
+    QUOTA,
+    REJECTED,
+    THROTTLED,
+    TIMED_OUT,
+    ErrorTable,
+)
+from providers.wire_types import TaskRef, bearer, check_schema, json_object, json_text
+from schemas.errors import ErrorCode
+
+VENDOR = "DashScope"
+API_ROOT = "/api/v1"
+_VIDEO_GENERATION = f"{API_ROOT}/services/aigc/video-generation/video-synthesis"
+_IMAGE2VIDEO = f"{API_ROOT}/services/aigc/image2video/video-synthesis"  # kf2v only (§1.2)
+
+CREATE_PATHS: Mapping[str, str] = {
+    "wanx2.1-t2v-turbo": _VIDEO_GENERATION,
+    "wanx2.1-t2v-plus": _VIDEO_GENERATION,
+    "wanx2.1-i2v-turbo": _VIDEO_GENERATION,
+    "wanx2.1-i2v-plus": _VIDEO_GENERATION,
+    "wanx2.1-kf2v-plus": _IMAGE2VIDEO,
+}
+
+# Flat parameter names that go in `input`; all others go in `parameters`.
+_INPUT_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "img_url",
+    "first_frame_url",
+    "last_frame_url",
+    "template",
+)
+_URL_FIELDS = ("img_url", "first_frame_url", "last_frame_url")
+
+_STATES = {
+    "PENDING": UpstreamState.QUEUED,
+    "RUNNING": UpstreamState.RUNNING,
+    "SUSPENDED": UpstreamState.RUNNING,  # older docs and the SDK: keep polling
+    "SUCCEEDED": UpstreamState.SUCCEEDED,
+    "FAILED": UpstreamState.FAILED,
+    "CANCELED": UpstreamState.CANCELLED,
+    "UNKNOWN": UpstreamState.FAILED,  # expired (24 h) or never existed: never polled for ever
+}
+
+ERRORS = ErrorTable(
+    VENDOR,
+    "ALIYUN_API_KEY",
+    exact={
+        "DataInspectionFailed": MODERATION,
+        "IPInfringementSuspect": MODERATION,
+        "InvalidParameter.DataInspection": REJECTED,  # media format, not content
+        "invalid_parameter_error": REJECTED,
+        "InvalidURL": REJECTED,
+        "UnsupportedOperation": REJECTED,
+        "Arrearage": QUOTA,
+        "InvalidApiKey": BAD_KEY,
+        "RequestTimeOut": TIMED_OUT,
+    },
+    prefixes=(
+        ("InvalidParameter", REJECTED),
+        ("BadRequest", REJECTED),
+        ("Throttling", THROTTLED),
+        ("AccessDenied", NO_ACCESS),
+        ("InternalError", BROKEN),
+    ),
+)
+
+
+def build_submit(model: str, params: ModelParameters, request_id: str, api_key: str) -> HttpRequest:
+    """DashScope has no field for the client's id, so `request_id` is not sent."""
+    check_schema("aliyun", model, params)
+    fields = params.model_dump(mode="json", exclude_none=True)
+    body = {
+        "model": model,
+        "input": {k: v for k, v in fields.items() if k in _INPUT_FIELDS},
+        "parameters": {k: v for k, v in fields.items() if k not in _INPUT_FIELDS},
+    }
+    headers = {**bearer(api_key), "Content-Type": "application/json", "X-DashScope-Async": "enable"}
+    if any(str(fields.get(name, "")).startswith("oss://") for name in _URL_FIELDS):
+        headers["X-DashScope-OssResourceResolve"] = "enable"
+    return HttpRequest("POST", CREATE_PATHS[model], headers, body)
+
+
+def build_query(upstream_task_id: str, api_key: str) -> HttpRequest:
+    return HttpRequest("GET", _task_path(upstream_task_id), bearer(api_key))
+
+
+def build_cancel(upstream_task_id: str, api_key: str) -> HttpRequest:
+    return HttpRequest("POST", _task_path(upstream_task_id) + "/cancel", bearer(api_key))
+
+
+def parse_submit(status_code: int, headers: Mapping[str, str], body: Any) -> TaskRef:
+    if status_code != 200:
+        raise classify_error(status_code, headers, body)
+    output = json_object(body, "output")
+    task_id = output.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ERRORS.bad_answer("output.task_id", body)
+    return TaskRef(task_id, str(output.get("task_status") or "PENDING"))
+
+
+def parse_poll(status_code: int, headers: Mapping[str, str], body: Any) -> PollResult:
+    if status_code != 200:
+        raise classify_error(status_code, headers, body)
+    output = json_object(body, "output")
+    status = output.get("task_status")
+    state = _STATES.get(status) if isinstance(status, str) else None
+    if state is None or not isinstance(status, str):
+        raise ERRORS.bad_answer("a known output.task_status", body)
+    if state is UpstreamState.SUCCEEDED:
+        return _succeeded(status, output, body)
+    return PollResult(state, status, error=_failure(status, output))
+
+
+def parse_cancel(status_code: int, headers: Mapping[str, str], body: Any) -> bool:
+    """Only PENDING tasks can be cancelled; DashScope refuses the others with a 4xx."""
+    if status_code == 200:
+        return True
+    error = classify_error(status_code, headers, body)
+    if error.code is ErrorCode.UPSTREAM_REJECTED:
+        return False
+    raise error
+
+
+def classify_error(status_code: int, headers: Mapping[str, str], body: Any) -> ProviderError:
+    code = json_text(body, "code")
+    return ERRORS.http_error(status_code, headers, code, json_text(body, "message"))
+
+
+def _succeeded(status: str, output: Mapping[str, Any], body: Any) -> PollResult:
+    url = output.get("video_url")
+    if not isinstance(url, str) or not url:
+        error = ERRORS.task_failure(None, "the task SUCCEEDED without a video_url")
+        return PollResult(UpstreamState.FAILED, status, error=error)
+    usage = json_object(body, "usage") or None
+    return PollResult(
+        UpstreamState.SUCCEEDED,
+        status,
+        videos=(UpstreamVideo(url),),
+        actual_prompt=json_text(output, "actual_prompt"),
+        orig_prompt=json_text(output, "orig_prompt"),
+        usage=usage,
+    )
+
+
+def _failure(status: str, output: Mapping[str, Any]) -> ProviderError | None:
+    if status == "FAILED":
+        return ERRORS.task_failure(json_text(output, "code"), json_text(output, "message"))
+    if status == "UNKNOWN":
+        return ProviderError(
+            ErrorCode.UPSTREAM_FAILED,
+            "DashScope does not know the task (UNKNOWN): it expired after 24 h or never existed",
+            upstream_code="UNKNOWN",
+        )
+    if status == "CANCELED":
+        return ProviderError(
+            ErrorCode.CANCELLED, "the DashScope task was cancelled", upstream_code="CANCELED"
+        )
+    return None
+
+
+def _task_path(upstream_task_id: str) -> str:
+    return f"{API_ROOT}/tasks/{quote(upstream_task_id, safe='')}"

@@ -1,0 +1,1 @@
+"""BigModel (Zhipu AI): `params` (schemas), `wire` (pure mapping), `client` (httpx)."""

@@ -1,0 +1,126 @@
+"""BigModel's wire format (upstream-apis.md Part 2) as pure functions.
+
+Create: `POST /api/paas/v4/videos/generations` with a flat body (`model`, the parameters, our
+`request_id`); query `GET /api/paas/v4/async-result/{id}`; no cancel endpoint. Errors are
+`{"error": {"code": "1214", "message": "..."}}` with string codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from providers.base import (
+    HttpRequest,
+    ModelParameters,
+    PollResult,
+    ProviderError,
+    UpstreamState,
+    UpstreamVideo,
+)
+from providers.classify import (
+    BAD_KEY,
+    BROKEN,
+    MODERATION,
+    NO_ACCESS,
+    QUOTA,
+    REJECTED,
+    THROTTLED,
+    ErrorTable,
+)
+from providers.wire_types import TaskRef, bearer, check_schema, json_object, json_text
+
+VENDOR = "BigModel"
+API_ROOT = "/api/paas/v4"
+
+_STATES = {
+    "PROCESSING": UpstreamState.RUNNING,  # BigModel does not tell queued from running
+    "SUCCESS": UpstreamState.SUCCEEDED,
+    "FAIL": UpstreamState.FAILED,
+}
+
+ERRORS = ErrorTable(
+    VENDOR,
+    "ZHIPUAI_API_KEY",
+    exact={
+        "500": BROKEN,
+        **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), BAD_KEY),
+        "1113": QUOTA,  # in arrears; comes with HTTP 429 but is not throttling
+        **dict.fromkeys(("1210", "1211", "1212", "1213", "1214", "1215", "1261"), REJECTED),
+        "1220": NO_ACCESS,
+        "1301": MODERATION,
+        **dict.fromkeys(("1302", "1303", "1305"), THROTTLED),
+        "1304": QUOTA,  # daily call limit: retrying within the task's deadline is futile
+    },
+)
+
+
+def build_submit(model: str, params: ModelParameters, request_id: str, api_key: str) -> HttpRequest:
+    """`user_id` is not sent: BigModel wants 6–128 characters and ours may be shorter."""
+    check_schema("zhipuai", model, params)
+    body = {
+        "model": model,
+        **params.model_dump(mode="json", exclude_none=True),
+        "request_id": request_id,
+    }
+    headers = {**bearer(api_key), "Content-Type": "application/json"}
+    return HttpRequest("POST", f"{API_ROOT}/videos/generations", headers, body)
+
+
+def build_query(upstream_task_id: str, api_key: str) -> HttpRequest:
+    return HttpRequest(
+        "GET", f"{API_ROOT}/async-result/{quote(upstream_task_id, safe='')}", bearer(api_key)
+    )
+
+
+def build_cancel(upstream_task_id: str, api_key: str) -> None:
+    return None  # no cancel endpoint (§2.2)
+
+
+def parse_submit(status_code: int, headers: Mapping[str, str], body: Any) -> TaskRef:
+    if status_code != 200:
+        raise classify_error(status_code, headers, body)
+    task_id = json_text(body, "id")  # `id`, not `request_id`, names the task
+    if not task_id:
+        raise ERRORS.bad_answer("an id", body)
+    return TaskRef(task_id, json_text(body, "task_status") or "PROCESSING")
+
+
+def parse_poll(status_code: int, headers: Mapping[str, str], body: Any) -> PollResult:
+    if status_code != 200:
+        raise classify_error(status_code, headers, body)
+    status = json_text(body, "task_status")
+    state = _STATES.get(status) if status else None
+    if state is None or status is None:
+        raise ERRORS.bad_answer("a known task_status", body)
+    if state is UpstreamState.FAILED:
+        error = json_object(body, "error")  # undocumented; used when present
+        failure = ERRORS.task_failure(json_text(error, "code"), json_text(error, "message"))
+        return PollResult(state, status, error=failure)
+    if state is UpstreamState.SUCCEEDED:
+        return _succeeded(status, body)
+    return PollResult(state, status)
+
+
+def parse_cancel(status_code: int, headers: Mapping[str, str], body: Any) -> bool:
+    return False  # never called: there is no cancel endpoint
+
+
+def classify_error(status_code: int, headers: Mapping[str, str], body: Any) -> ProviderError:
+    error = json_object(body, "error")
+    code, message = json_text(error, "code"), json_text(error, "message")
+    return ERRORS.http_error(status_code, headers, code, message)
+
+
+def _succeeded(status: str, body: Any) -> PollResult:
+    results = body.get("video_result") if isinstance(body, Mapping) else None
+    videos = tuple(
+        UpstreamVideo(str(item["url"]), json_text(item, "cover_image_url"))
+        for item in (results if isinstance(results, list) else [])
+        if isinstance(item, Mapping) and item.get("url")
+    )
+    if not videos:
+        error = ERRORS.task_failure(None, "the task reported SUCCESS without a video_result url")
+        return PollResult(UpstreamState.FAILED, status, error=error)
+    return PollResult(UpstreamState.SUCCEEDED, status, videos=videos)
