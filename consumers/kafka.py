@@ -84,8 +84,10 @@ async def ensure_topics(settings: Settings) -> None:
         missing = [name for name in names if name not in existing]
         if not missing:
             return
-        # replication_factor -1: the broker's default.replication.factor.
-        topics = [NewTopic(name, settings.topic_partitions, -1) for name in missing]
+        # Three copies where the cluster has three brokers; fewer on a small dev cluster.
+        brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
+        replication = min(3, brokers)
+        topics = [NewTopic(name, settings.topic_partitions, replication) for name in missing]
         try:
             response = await admin.create_topics(topics)
         except TopicAlreadyExistsError:

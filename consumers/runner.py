@@ -172,6 +172,9 @@ class TaskRunner:
             taken = await self.store.take_for_cancel(task, self.owner, lease_until)
             if taken is None:
                 continue
+            if taken["status"] in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
+                # Before the status goes out: whoever reads `cancelled` may rely on it.
+                await self._cancel_upstream(taken)
             try:
                 await self._transition(
                     taken,
@@ -182,8 +185,6 @@ class TaskRunner:
             except TaskMoved:
                 continue
             self.wake(taken["_id"])
-            if taken["status"] in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
-                await self._cancel_upstream(taken)
             self._release_slot(taken["_id"])
             return True
         log.warning("cancel of %s gave up: the task kept moving", request_id)

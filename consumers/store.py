@@ -115,7 +115,7 @@ class TaskStore:
         if finished:
             changes["active"] = False
         await self.tasks.update_one(
-            {"_id": task_id, "published": {"$lt": count}}, {"$set": changes}
+            {"_id": task_id, "published": {"$lte": count}}, {"$set": changes}
         )
 
     # --- leases -------------------------------------------------------------------------------

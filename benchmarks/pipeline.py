@@ -1,0 +1,251 @@
+"""Pipeline benchmarks against the real Kafka, the real MongoDB-wire server and the simulator.
+
+    python -m benchmarks.pipeline throughput [--tasks 2000]
+    python -m benchmarks.pipeline in-flight [--tasks 10000] [--generation-s 120] [--window-s 60]
+
+`throughput`: requests with near-instant generations; prints tasks per second from the first
+request sent to the last completed event, p50/p99 from upstream completion to the completed
+event, and the service's peak RSS.
+`in-flight`: many tasks with long generations; prints the service's RSS and CPU while they
+wait, and status queries per task per minute. The services must be running (`make services`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from tests.harness import ROOT, EventCollector, ServiceProcess, Topics, free_port, send
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
+MODEL = "cogvideox-flash"
+
+
+def proc_stat(pid: int) -> tuple[float, int, int]:
+    """(cpu seconds used, RSS bytes, peak RSS bytes) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    status = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
+    rss = int(status["VmRSS"].split()[0]) * 1024
+    peak = int(status["VmHWM"].split()[0]) * 1024
+    return cpu, rss, peak
+
+
+class Bench:
+    def __init__(self, sim_config: dict[str, Any], service_env: dict[str, str]) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="video-bench-"))
+        self.topics = Topics()
+        self.database = f"video_bench_{uuid.uuid4().hex[:8]}"
+        self.sim_port = free_port()
+        self.sim_config = sim_config
+        self.service_env = service_env
+        self.sim: subprocess.Popen[bytes] | None = None
+        self.service: ServiceProcess | None = None
+
+    async def __aenter__(self) -> Bench:
+        config = self.tmp / "sim.json"
+        config.write_text(json.dumps(self.sim_config))
+        self.sim = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simulator",
+                "--port",
+                str(self.sim_port),
+                "--config",
+                str(config),
+            ],
+            cwd=ROOT,
+        )
+        sim_url = f"http://127.0.0.1:{self.sim_port}"
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):
+                try:
+                    if (await client.get(f"{sim_url}/_sim/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+            "MONGODB_URL": MONGO,
+            "MONGODB_DB": self.database,
+            "ZHIPUAI_API_KEY": "bench-id.bench-secret",
+            "ZHIPUAI_BASE_URL": sim_url,
+            "ZHIPUAI_SUBMITS_PER_S": "0",
+            "ZHIPUAI_RUNNING_PER_MODEL": "0",
+            "ZHIPUAI_QUERIES_PER_S": "0",
+            "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1",
+            "VIDEO_DIR": str(self.tmp / "videos"),
+            "METRICS_PORT": str(free_port()),
+            "LOG_LEVEL": "WARNING",
+            **self.topics.env(),
+            **self.service_env,
+        }
+        self.service = ServiceProcess(env, self.tmp / "service.log")
+        await self.service.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.service:
+            await self.service.terminate()
+        if self.sim:
+            self.sim.terminate()
+            self.sim.wait(10)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGO)
+        await client.drop_database(self.database)
+        await client.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.service and self.service.process
+        return self.service.process.pid
+
+    async def sim_get(self, path: str, **params: str) -> Any:
+        async with httpx.AsyncClient(timeout=60) as client:
+            response = await client.get(f"http://127.0.0.1:{self.sim_port}{path}", params=params)
+            response.raise_for_status()
+            return response.json()
+
+    async def send_requests(self, count: int, prefix: str) -> list[str]:
+        ids = [f"{prefix}-{i}" for i in range(count)]
+        messages = [
+            (
+                r,
+                json.dumps(
+                    {"request_id": r, "model": MODEL, "parameters": {"prompt": f"bench {r}"}}
+                ).encode(),
+            )
+            for r in ids
+        ]
+        await send(KAFKA, self.topics.requests, messages)
+        return ids
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def throughput(tasks: int) -> None:
+    sim_config = {"timing": {"queued_s": 0.0, "running_s": 0.05}}
+    service_env = {
+        "POLL_FIRST_S": "0.1",
+        "POLL_INTERVAL_MIN_S": "0.1",
+        "POLL_INTERVAL_MAX_S": "0.5",
+    }
+    async with Bench(sim_config, service_env) as bench:
+        collector = EventCollector(KAFKA, [bench.topics.completed])
+        await collector.start()
+        started = time.time()
+        ids = await bench.send_requests(tasks, "tp")
+        sent = time.time()
+        peak = 0
+        while sum(1 for r in ids if collector.events(r)) < tasks:
+            peak = max(peak, proc_stat(bench.pid)[2])
+            if time.time() - started > 600:
+                raise SystemExit("throughput benchmark did not finish in 10 minutes")
+            await asyncio.sleep(0.2)
+        finished = time.time()
+        peak = max(peak, proc_stat(bench.pid)[2])
+        upstream = await bench.sim_get("/_sim/tasks")
+        ends = {t["request_id"] or t["prompt"].split()[-1]: t["ends_at"] for t in upstream["tasks"]}
+        lags = []
+        for request_id in ids:
+            (event,) = collector.events(request_id)
+            completed_at = datetime.fromisoformat(
+                event["timestamp"].replace("Z", "+00:00")
+            ).timestamp()
+            end = ends.get(request_id)
+            if end is not None:
+                end_ts = (
+                    end if isinstance(end, float | int) else datetime.fromisoformat(end).timestamp()
+                )
+                lags.append(completed_at - end_ts)
+        await collector.stop()
+    total = finished - started
+    print(f"throughput: {tasks} tasks of {MODEL}, generation 0.05 s upstream")
+    print(f"  sending took {sent - started:.2f} s")
+    print(
+        f"  {tasks / total:.0f} tasks/s, first request sent to last completed event ({total:.1f} s)"
+    )
+    if lags:
+        p50, p99 = statistics.median(lags), percentile(lags, 0.99)
+        print(f"  upstream completion -> completed event: p50 {p50:.3f} s, p99 {p99:.3f} s")
+    print(f"  service peak RSS {peak / 2**20:.0f} MiB")
+
+
+async def in_flight(tasks: int, generation_s: float, window_s: float) -> None:
+    sim_config = {"timing": {"queued_s": 0.0, "running_s": generation_s}}
+    service_env = {"MAX_IN_FLIGHT": str(tasks + 100)}
+    async with Bench(sim_config, service_env) as bench:
+        collector = EventCollector(KAFKA, [bench.topics.status])
+        await collector.start()
+        ids = await bench.send_requests(tasks, "if")
+        while (
+            sum(1 for r in ids if any(e["status"] == "submitted" for e in collector.events(r)))
+            < tasks
+        ):
+            await asyncio.sleep(0.5)
+        intake_done = time.time()
+        stats_before = await bench.sim_get("/_sim/stats")
+        cpu_before, _, _ = proc_stat(bench.pid)
+        rss_samples = []
+        window_start = time.time()
+        while time.time() - window_start < window_s:
+            rss_samples.append(proc_stat(bench.pid)[1])
+            await asyncio.sleep(1)
+        cpu_after, _, peak = proc_stat(bench.pid)
+        stats_after = await bench.sim_get("/_sim/stats")
+        elapsed = time.time() - window_start
+        queries = (
+            stats_after["requests"]["bigmodel"]["query"]["total"]
+            - stats_before["requests"]["bigmodel"]["query"]["total"]
+        )
+        await collector.stop()
+    mib = 2**20
+    mean_rss, max_rss = statistics.mean(rss_samples) / mib, max(rss_samples) / mib
+    print(f"in flight: {tasks} tasks of {MODEL}, {generation_s:.0f} s generations, all submitted")
+    print(f"  measured over {elapsed:.0f} s while they wait ({intake_done - window_start:+.0f} s)")
+    print(f"  RSS {mean_rss:.0f} MiB mean, {max_rss:.0f} MiB max; peak RSS {peak / mib:.0f} MiB")
+    print(f"  CPU {100 * (cpu_after - cpu_before) / elapsed:.1f}% of one core")
+    print(f"  {queries / tasks / (elapsed / 60):.2f} status queries per task per minute")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline")
+    sub = parser.add_subparsers(dest="which", required=True)
+    tp = sub.add_parser("throughput")
+    tp.add_argument("--tasks", type=int, default=2000)
+    inf = sub.add_parser("in-flight")
+    inf.add_argument("--tasks", type=int, default=10_000)
+    inf.add_argument("--generation-s", type=float, default=120.0)
+    inf.add_argument("--window-s", type=float, default=60.0)
+    args = parser.parse_args()
+    if args.which == "throughput":
+        asyncio.run(throughput(args.tasks))
+    else:
+        asyncio.run(in_flight(args.tasks, args.generation_s, args.window_s))
+
+
+if __name__ == "__main__":
+    main()
