@@ -22,8 +22,9 @@ from tests.harness import ROOT, EventCollector, ServiceProcess, Topics, free_por
 
 pytestmark = pytest.mark.integration
 
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
+# The same addresses as the `kafka_bootstrap` and `mongo_url` fixtures (tests/conftest.py).
+KAFKA = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+MONGO = f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '27017')}"
 
 
 class Simulator:
@@ -52,11 +53,6 @@ class Simulator:
 
     async def reset(self) -> None:
         (await self.control.post("/_sim/reset")).raise_for_status()
-
-
-@pytest.fixture(scope="session")
-def services_ready() -> None:
-    """Placeholder until the shared service fixtures land."""
 
 
 @pytest.fixture(scope="session")

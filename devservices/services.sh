@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# Local services for development and tests, without Docker:
+#   * Apache Kafka (KRaft, one combined controller+broker) from Maven Central jars;
+#   * FerretDB v1 (MongoDB wire protocol, SQLite backend) built from our Go wrapper module.
+#
+# Usage: devservices/services.sh start|stop|status|restart [kafka|mongo ...]
+# See devservices/README.md for ports, environment overrides and caches.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+RUN_DIR=${DEVSERVICES_RUN_DIR:-$ROOT/.devservices}
+CACHE_DIR=${DEVSERVICES_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/video-service}
+PYTHON=${DEVSERVICES_PYTHON:-$ROOT/.venv/bin/python}
+
+HOST=127.0.0.1
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-9094}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+MONGO_PORT=${MONGO_PORT:-27017}
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
+READY_TIMEOUT=${DEVSERVICES_READY_TIMEOUT:-120}
+export KAFKA_PORT KAFKA_SASL_PORT MONGO_PORT
+
+# SASL users (dev only). PLAIN users live in the JAAS config; SCRAM credentials are written
+# into the metadata log at format time. The same name/password works for all three mechanisms.
+SASL_USERS=("alice:alice-secret" "admin:admin-secret")
+
+ALL_SERVICES=(kafka mongo)
+
+log() { printf 'devservices: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# prerequisites
+
+need() { # need CMD "what to install"
+    command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH. Install $2."
+}
+
+check_java() {
+    need java "a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
+    local v
+    v=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')
+    [[ ${v%%.*} =~ ^[0-9]+$ && ${v%%.*} -ge 17 ]] \
+        || die "Kafka 4 needs Java 17 or newer, found '${v:-unknown}' (Debian: apt-get install openjdk-17-jre-headless)."
+}
+
+check_python() {
+    [[ -x $PYTHON ]] || die "no Python at $PYTHON for the readiness probes. Run 'make install' first (or set DEVSERVICES_PYTHON)."
+    "$PYTHON" -c 'import aiokafka, pymongo' 2>/dev/null \
+        || die "$PYTHON lacks aiokafka/pymongo. Run 'make install' first."
+}
+
+check_go() {
+    need go "Go 1.24 or newer (https://go.dev/doc/install)"
+    local v
+    v=$(go env GOVERSION 2>/dev/null || true) # e.g. go1.26.8
+    v=${v#go}
+    local major=${v%%.*} rest=${v#*.}
+    local minor=${rest%%[!0-9]*}
+    if ! [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || ((major == 1 && minor < 24)); then
+        die "FerretDB v1.24 needs Go 1.24 or newer, found '${v:-unknown}' (https://go.dev/doc/install)."
+    fi
+}
+
+hash_files() { cat "$@" | sha256sum | cut -c1-16; }
+
+# ---------------------------------------------------------------------------------------------
+# process helpers (one pid file per service; each service runs in its own process group)
+
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+
+running_pid() { # prints the pid if the service started by this checkout is alive
+    local f pid
+    f=$(pid_file "$1")
+    [[ -f $f ]] || return 1
+    pid=$(<"$f")
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+        echo "$pid"
+        return 0
+    fi
+    rm -f "$f"
+    return 1
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+require_free_ports() { # require_free_ports SERVICE VAR=PORT...
+    local service=$1 spec
+    shift
+    for spec in "$@"; do
+        if port_busy "${spec#*=}"; then
+            die "$service: port ${spec#*=} on $HOST is already in use by a process this checkout did not start. Stop it, or pick another port with ${spec%%=*}=<port>."
+        fi
+    done
+}
+
+launch() { # launch NAME LOGFILE CMD... : start CMD in a new session (own process group)
+    local name=$1 logfile=$2
+    shift 2
+    # fd 9 is the start/stop lock: the service must not inherit it.
+    setsid "$@" </dev/null >"$logfile" 2>&1 9>&- &
+    echo $! >"$(pid_file "$name")"
+}
+
+stop_service() {
+    local name=$1 pid pgid i
+    if ! pid=$(running_pid "$name"); then
+        log "$name: not running"
+        rm -f "$(pid_file "$name")"
+        return 0
+    fi
+    pgid=$(ps -o pgid= -p "$pid" | tr -d ' ' || true)
+    local target=$pid
+    [[ $pgid == "$pid" ]] && target=-$pid # the whole process group, if it leads one
+    kill -TERM -- "$target" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do # up to 30 s for a clean shutdown
+        kill -0 -- "$target" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "$target" 2>/dev/null; then
+        log "$name: still running after 30 s, sending SIGKILL"
+        kill -KILL -- "$target" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 -- "$target" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$(pid_file "$name")"
+    log "$name: stopped (pid $pid)"
+}
+
+wait_ready() { # wait_ready NAME PID LOGFILE
+    local name=$1 pid=$2 logfile=$3 t0=$SECONDS
+    if ! "$PYTHON" "$HERE/probe.py" "$name" --pid "$pid" --timeout "$READY_TIMEOUT"; then
+        log "$name: did not become ready; last lines of $logfile:"
+        tail -n 40 "$logfile" >&2 || true
+        stop_service "$name" || true
+        exit 1
+    fi
+    log "$name: ready in $((SECONDS - t0)) s (pid $pid, log $logfile)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kafka
+
+kafka_classpath() { # resolves (once per pom.xml content) and prints the classpath file
+    local pom=$HERE/kafka/pom.xml key cpfile tmp
+    key=$(hash_files "$pom")
+    cpfile=$CACHE_DIR/kafka/classpath-$key.txt
+    if [[ -s $cpfile ]]; then
+        local jar missing=0
+        while IFS= read -r -d: jar || [[ -n $jar ]]; do
+            [[ -f $jar ]] || { missing=1; break; }
+        done <"$cpfile"
+        ((missing == 0)) && { echo "$cpfile"; return 0; }
+        log "kafka: cached classpath lists a missing jar; resolving again"
+    fi
+    need mvn "Apache Maven 3.8+ (Debian: apt-get install maven)"
+    mkdir -p "$CACHE_DIR/kafka"
+    tmp=$(mktemp "$CACHE_DIR/kafka/classpath.XXXXXX")
+    log "kafka: resolving the broker's jars with Maven into ~/.m2 (first run only; log: $RUN_DIR/logs/maven.log)"
+    local t0=$SECONDS
+    if ! mvn -B -f "$pom" dependency:build-classpath \
+        -Dmdep.includeScope=runtime -Dmdep.outputFile="$tmp" >"$RUN_DIR/logs/maven.log" 2>&1; then
+        rm -f "$tmp"
+        tail -n 30 "$RUN_DIR/logs/maven.log" >&2
+        die "kafka: Maven could not resolve the Kafka jars (see $RUN_DIR/logs/maven.log)"
+    fi
+    mv "$tmp" "$cpfile"
+    log "kafka: jars resolved in $((SECONDS - t0)) s"
+    echo "$cpfile"
+}
+
+write_kafka_config() { # write_kafka_config DIR
+    local dir=$1
+    cat >"$dir/server.properties" <<EOF
+# Generated by devservices/services.sh: single-node KRaft, tuned for tests, not production.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required $(plain_users);
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=500
+
+log.segment.bytes=4194304
+log.index.size.max.bytes=1048576
+log.cleaner.dedupe.buffer.size=16777216
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+EOF
+    cat >"$dir/log4j2.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = STDOUT
+logger.kserver.name = kafka.server
+logger.kserver.level = INFO
+EOF
+}
+
+plain_users() {
+    local u out=""
+    for u in "${SASL_USERS[@]}"; do out+="user_${u%%:*}=\"${u#*:}\" "; done
+    echo "${out% }"
+}
+
+start_kafka() {
+    local pid dir=$RUN_DIR/kafka logfile=$RUN_DIR/logs/kafka.log
+    if pid=$(running_pid kafka); then
+        log "kafka: already running (pid $pid), checking it answers"
+        wait_ready kafka "$pid" "$logfile"
+        return 0
+    fi
+    require_free_ports kafka KAFKA_PORT="$KAFKA_PORT" KAFKA_SASL_PORT="$KAFKA_SASL_PORT" \
+        KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT"
+    check_java
+    local cpfile cp cluster_id u
+    cpfile=$(kafka_classpath)
+    cp=$(<"$cpfile")
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    write_kafka_config "$dir"
+    cluster_id=$("$PYTHON" -c 'import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break')
+    local scram=()
+    for u in "${SASL_USERS[@]}"; do
+        scram+=(--add-scram "SCRAM-SHA-256=[name=${u%%:*},password=${u#*:}]")
+        scram+=(--add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]")
+    done
+    local log4j=(-Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$RUN_DIR/logs")
+    if ! java -Xmx256m -XX:TieredStopAtLevel=1 "${log4j[@]}" -cp "$cp" kafka.tools.StorageTool format \
+        --standalone -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
+        >"$RUN_DIR/logs/kafka-format.log" 2>&1; then
+        cat "$RUN_DIR/logs/kafka-format.log" >&2
+        die "kafka: formatting the storage failed"
+    fi
+    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
+    launch kafka "$logfile" java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true "${log4j[@]}" \
+        -cp "$cp" kafka.Kafka "$dir/server.properties"
+    pid=$(running_pid kafka) || die "kafka: exited at once; see $logfile"
+    log "kafka: starting (pid $pid) on $HOST:$KAFKA_PORT (PLAINTEXT) and $HOST:$KAFKA_SASL_PORT (SASL_PLAINTEXT)"
+    wait_ready kafka "$pid" "$logfile"
+}
+
+# ---------------------------------------------------------------------------------------------
+# FerretDB (MongoDB wire protocol)
+
+ferretdb_binary() { # builds (once per wrapper source) and prints the binary's path
+    local src=$HERE/ferretdb key bin tmp
+    key=$(hash_files "$src/go.mod" "$src/go.sum" "$src"/*.go)
+    bin=$CACHE_DIR/ferretdb/ferretdb-dev-$key
+    if [[ -x $bin ]]; then
+        echo "$bin"
+        return 0
+    fi
+    check_go
+    mkdir -p "$CACHE_DIR/ferretdb"
+    tmp=$bin.tmp.$$
+    log "mongo: building FerretDB from devservices/ferretdb (first run only, a few minutes; log: $RUN_DIR/logs/go-build.log)"
+    local t0=$SECONDS
+    if ! (cd "$src" && CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -trimpath -o "$tmp" .) \
+        >"$RUN_DIR/logs/go-build.log" 2>&1; then
+        rm -f "$tmp"
+        tail -n 30 "$RUN_DIR/logs/go-build.log" >&2
+        die "mongo: building FerretDB failed (see $RUN_DIR/logs/go-build.log)"
+    fi
+    find "$CACHE_DIR/ferretdb" -maxdepth 1 -name 'ferretdb-dev-*' ! -name "${bin##*/}*" -delete
+    mv "$tmp" "$bin"
+    log "mongo: FerretDB built in $((SECONDS - t0)) s ($bin)"
+    echo "$bin"
+}
+
+start_mongo() {
+    local pid dir=$RUN_DIR/mongo logfile=$RUN_DIR/logs/mongo.log bin
+    if pid=$(running_pid mongo); then
+        log "mongo: already running (pid $pid), checking it answers"
+        wait_ready mongo "$pid" "$logfile"
+        return 0
+    fi
+    require_free_ports mongo MONGO_PORT="$MONGO_PORT"
+    bin=$(ferretdb_binary)
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    launch mongo "$logfile" "$bin" -listen-addr "$HOST:$MONGO_PORT" -data-dir "$dir/data" \
+        -log-level "${FERRETDB_LOG_LEVEL:-error}"
+    pid=$(running_pid mongo) || die "mongo: exited at once; see $logfile"
+    log "mongo: starting FerretDB (pid $pid) on $HOST:$MONGO_PORT, data in $dir/data"
+    wait_ready mongo "$pid" "$logfile"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+status_service() {
+    local pid
+    case $1 in
+    kafka) local where="$HOST:$KAFKA_PORT (PLAINTEXT), $HOST:$KAFKA_SASL_PORT (SASL_PLAINTEXT)" ;;
+    mongo) local where="mongodb://$HOST:$MONGO_PORT" ;;
+    esac
+    if pid=$(running_pid "$1"); then
+        echo "$1: running (pid $pid) on $where"
+    else
+        echo "$1: stopped"
+        return 1
+    fi
+}
+
+lock() {
+    mkdir -p "$RUN_DIR/logs"
+    exec 9>"$RUN_DIR/lock"
+    if command -v flock >/dev/null 2>&1; then
+        flock -w 600 9 || die "another services.sh has held $RUN_DIR/lock for 10 minutes"
+    fi
+}
+
+main() {
+    local cmd=${1:-}
+    shift || true
+    local services=("$@")
+    ((${#services[@]})) || services=("${ALL_SERVICES[@]}")
+    local s
+    for s in "${services[@]}"; do
+        [[ $s == kafka || $s == mongo ]] || die "unknown service '$s' (kafka, mongo)"
+    done
+    case $cmd in
+    start)
+        lock
+        check_python
+        for s in "${services[@]}"; do "start_$s"; done
+        ;;
+    stop)
+        lock
+        for s in "${services[@]}"; do
+            stop_service "$s"
+            rm -rf "${RUN_DIR:?}/$s/data"
+        done
+        ;;
+    restart)
+        "$0" stop "${services[@]}"
+        "$0" start "${services[@]}"
+        ;;
+    status)
+        local rc=0
+        for s in "${services[@]}"; do status_service "$s" || rc=3; done
+        return $rc
+        ;;
+    *)
+        echo "usage: $0 start|stop|status|restart [kafka|mongo ...]" >&2
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"
