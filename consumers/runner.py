@@ -595,6 +595,7 @@ class TaskRunner:
     # --- store and outbox -----------------------------------------------------------------------
 
     async def _update(self, task: Task, changes: Mapping[str, Any]) -> Task:
+        changes = {**changes, "published": task.get("published", 0)}
         updated = await self.store.update(task, self.owner, changes)
         if updated is None:
             raise TaskMoved
@@ -618,6 +619,8 @@ class TaskRunner:
             "sequence": entries[0]["body"]["sequence"],
             "error": error.model_dump(mode="json") if error else None,
             "updated_at": now(),
+            # What `_flush` confirmed since the last write rides along with this one.
+            "published": task.get("published", 0),
         }
         updated = await self.store.update(task, self.owner, fields, entries)
         if updated is None:
@@ -633,7 +636,12 @@ class TaskRunner:
         return await self._flush(updated)
 
     async def _flush(self, task: Task) -> Task:
-        """Publish the task's events that may not have reached Kafka yet."""
+        """Publish the task's events that may not have reached Kafka yet.
+
+        The count of published events is stored with the task's next write, not in a write of
+        its own; a crash in between only publishes the latest events again, with the same
+        event ids. A finished task records it at once, to leave the store's scans.
+        """
         stored = task.get("events") or []
         published = int(task.get("published", 0))
         finished = TaskStatus(task["status"]).terminal
@@ -643,7 +651,8 @@ class TaskRunner:
             await self.publisher.publish_entries(
                 task["request_id"], stored[published:], task.get("reply_topic")
             )
-        await self.store.mark_published(task["_id"], len(stored), finished)
+        if finished:
+            await self.store.mark_published(task["_id"], len(stored), finished=True)
         return {**task, "published": len(stored), "active": not finished}
 
     # --- waiting --------------------------------------------------------------------------------

@@ -7,13 +7,21 @@ durably.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import ClassVar, Self
 
 import httpx
 
-from providers.base import ModelParameters, PollResult, Provider, ProviderLimits, Submitted
-from providers.http import send
+from providers.base import (
+    HttpRequest,
+    ModelParameters,
+    PollResult,
+    Provider,
+    ProviderLimits,
+    Submitted,
+)
+from providers.http import HttpResponse, send
 from providers.keys import KeyRing
 from providers.limits import RateLimiter, RunningSlots
 from providers.settings import ProviderSettings, VendorSettings
@@ -48,6 +56,9 @@ class HttpProvider(Provider):
             model: RateLimiter(limits.submits_per_s_per_model) for model in self.models
         }
         self._queries = RateLimiter(limits.queries_per_s)  # status queries and cancels
+        # Calls wait their turn here, not inside httpx's pool: its queue is scanned on every
+        # release, which costs O(waiters) each time with thousands of tasks in flight.
+        self._connections = asyncio.Semaphore(pool.max_connections or 100)
         self._client = httpx.AsyncClient(
             base_url=api_base(base_url, self.wire.API_ROOT),
             timeout=timeout,
@@ -87,7 +98,7 @@ class HttpProvider(Provider):
         key_id, key = self._keys.next()
         request = self.wire.build_submit(model, parameters, request_id, key)
         await self._submits[model].acquire()
-        response = await send(self._client, request, self.wire.VENDOR)
+        response = await self._send(request)
         task = self.wire.parse_submit(response.status_code, response.headers, response.body)
         log.info(
             "%s task %s created for %s (key %s)",
@@ -101,7 +112,7 @@ class HttpProvider(Provider):
     async def poll(self, upstream_task_id: str, key_id: str) -> PollResult:
         request = self.wire.build_query(upstream_task_id, self._keys.get(key_id))
         await self._queries.acquire()
-        response = await send(self._client, request, self.wire.VENDOR)
+        response = await self._send(request)
         return self.wire.parse_poll(response.status_code, response.headers, response.body)
 
     async def cancel(self, upstream_task_id: str, key_id: str) -> bool:
@@ -111,8 +122,12 @@ class HttpProvider(Provider):
         if request is None:
             return False
         await self._queries.acquire()
-        response = await send(self._client, request, self.wire.VENDOR)
+        response = await self._send(request)
         return self.wire.parse_cancel(response.status_code, response.headers, response.body)
+
+    async def _send(self, request: HttpRequest) -> HttpResponse:
+        async with self._connections:
+            return await send(self._client, request, self.wire.VENDOR)
 
     async def aclose(self) -> None:
         await self._client.aclose()

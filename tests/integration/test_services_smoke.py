@@ -14,7 +14,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from tests.services import Document, KafkaSasl
 
@@ -178,23 +178,39 @@ async def test_mongo_insert_find_upsert_unique(mongo_db: AsyncDatabase[Document]
     assert await tasks.count_documents({"request_id": "r-1"}) == 1
 
 
+async def test_mongo_unordered_insert_many_reports_duplicates(
+    mongo_db: AsyncDatabase[Document],
+) -> None:
+    """An unordered batch with a duplicate inserts the rest and names the failing index."""
+    tasks = mongo_db["tasks"]
+    await tasks.insert_one({"_id": "b"})
+    with pytest.raises(BulkWriteError) as caught:
+        await tasks.insert_many([{"_id": "a"}, {"_id": "b"}, {"_id": "c"}], ordered=False)
+    errors = caught.value.details["writeErrors"]
+    assert [(e["index"], e["code"]) for e in errors] == [(1, 11000)]
+    # Count, do not trust details["nInserted"]: mongo-java-server reports the batch size there.
+    assert sorted(await tasks.distinct("_id")) == ["a", "b", "c"]
+
+
 async def test_mongo_single_document_writes_are_atomic(mongo_db: AsyncDatabase[Document]) -> None:
     """Concurrent writes to one document must not lose updates, as in MongoDB.
 
-    FerretDB v1 alone loses them; devservices' wrapper serializes writes to restore this.
+    FerretDB v1 (tried first) lost them; mongo-java-server runs each write under a lock per
+    collection, so this holds without any proxy.
     """
     tasks = mongo_db["tasks"]
     await tasks.insert_one({"_id": "t", "status": "accepted", "n": 0})
 
-    await asyncio.gather(*(tasks.update_one({"_id": "t"}, {"$inc": {"n": 1}}) for _ in range(40)))
+    await asyncio.gather(*(tasks.update_one({"_id": "t"}, {"$inc": {"n": 1}}) for _ in range(100)))
     claims = await asyncio.gather(
         *(
             tasks.find_one_and_update(
                 {"_id": "t", "status": "accepted"}, {"$set": {"status": "running", "by": i}}
             )
-            for i in range(20)
+            for i in range(30)
         )
     )
     doc = await tasks.find_one({"_id": "t"})
-    assert doc is not None and doc["n"] == 40
+    assert doc is not None and doc["n"] == 100
     assert sum(1 for c in claims if c is not None) == 1
+    assert doc["status"] == "running"
