@@ -44,7 +44,8 @@ class Authenticator:
             self._key: str = settings.auth_jwt_public_key
             self._algorithms = ["RS256", "ES256"]
         else:
-            self._key = settings.auth_jwt_secret or ""
+            secret = settings.auth_jwt_secret
+            self._key = secret.get_secret_value() if secret else ""
             self._algorithms = ["HS256"]
         if self.enabled and not self._key:
             raise ValueError("AUTH_MODE=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY")

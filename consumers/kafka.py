@@ -45,7 +45,9 @@ def security(settings: Settings) -> BaseSecurity | None:
         raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
     ssl_context = _ssl_context(settings) if protocol == "SASL_SSL" else None
     sasl: BaseSecurity = _SASL[mechanism](
-        settings.kafka_sasl_username, settings.kafka_sasl_password, ssl_context=ssl_context
+        settings.kafka_sasl_username,
+        settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=ssl_context,
     )
     return sasl
 
@@ -63,7 +65,11 @@ def aiokafka_options(settings: Settings) -> dict[str, Any]:
         options.update(
             sasl_mechanism=(settings.kafka_sasl_mechanism or "").upper(),
             sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
+            sasl_plain_password=(
+                settings.kafka_sasl_password.get_secret_value()
+                if settings.kafka_sasl_password
+                else None
+            ),
         )
     return options
 

@@ -7,7 +7,7 @@ import re
 import socket
 from functools import cached_property
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     topic_requests: str = "video.requests"
     topic_cancel: str = "video.cancel"
@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     mongodb_db: str = "video_service"
 
     # Providers
-    aliyun_api_key: str | None = None
-    zhipuai_api_key: str | None = None
+    # Secrets: never printed by repr() or logs.
+    aliyun_api_key: SecretStr | None = None
+    zhipuai_api_key: SecretStr | None = None
     aliyun_base_url: str = "https://dashscope.aliyuncs.com"
     zhipuai_base_url: str = "https://open.bigmodel.cn"
     # Vendor limits (0 = none); defaults from the vendors' docs, see providers/settings.py.
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     # Service
     metrics_port: int = Field(default=9400, ge=0, le=65535)
     auth_mode: str = "none"
-    auth_jwt_secret: str | None = None
+    auth_jwt_secret: SecretStr | None = None
     auth_jwt_public_key: str | None = None
     auth_jwt_audience: str | None = None
     auth_jwt_issuer: str | None = None

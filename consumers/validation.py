@@ -99,7 +99,7 @@ def validate_request(
     if request.reply_topic is not None:
         pattern = settings.reply_topic_regex
         if pattern is None or not pattern.fullmatch(request.reply_topic):
-            allowed = f"must match {pattern.pattern!r}" if pattern else "are not allowed here"
+            allowed = f"must match {pattern.pattern}" if pattern else "are not allowed here"
             return reject(
                 ErrorCode.FORBIDDEN,
                 f"reply_topic: '{request.reply_topic}' is not allowed; reply topics {allowed}",
