@@ -85,7 +85,7 @@ class HttpProvider(Provider):
             timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
             pool=httpx.Limits(
                 max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections // 4 or 1,
+                max_keepalive_connections=settings.max_connections,  # no connect churn under load
             ),
             transport=transport,
         )
