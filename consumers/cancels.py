@@ -40,7 +40,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         auth: Annotated[Authenticator, Context("auth")],
     ) -> None:
         try:
-            auth.identify(msg.headers)
+            identity = auth.identify(msg.headers)
             cancel = CancelEvent.model_validate_json(msg.body)
         except AuthError as exc:
             log.warning("cancel refused: %s: %s", exc.code, exc.message)
@@ -48,6 +48,6 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         except ValidationError as exc:
             log.warning("cancel ignored, invalid: %s", describe_validation_error(exc))
             return
-        await runner.cancel(cancel.request_id, cancel.reason)
+        await runner.cancel(cancel.request_id, cancel.reason, identity)
 
     return router, subscriber

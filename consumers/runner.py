@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from consumers import events
+from consumers.auth import Identity
 from consumers.download import DownloadError, download_video, existing_video, remove_temp
 from consumers.metrics import Metrics
 from consumers.publisher import EventPublisher
@@ -157,8 +158,11 @@ class TaskRunner:
 
     # --- cancel (from `video.cancel`) -----------------------------------------------------------
 
-    async def cancel(self, request_id: str, reason: str | None) -> bool:
-        """Finish a task as cancelled, whoever holds it. False when unknown or already over."""
+    async def cancel(
+        self, request_id: str, reason: str | None, identity: Identity | None = None
+    ) -> bool:
+        """Finish a task as cancelled, whoever holds it. False when unknown, already over, or
+        not the caller's (with authentication on, only the task's own user may cancel it)."""
         message = f"cancelled: {reason}" if reason else "cancelled by request"
         for _ in range(5):
             task = await self.store.find_by_request_id(request_id)
@@ -168,6 +172,11 @@ class TaskRunner:
             if TaskStatus(task["status"]).terminal:
                 log.info("cancel of %s ignored: already %s", request_id, task["status"])
                 return False
+            if identity is not None:
+                refused = identity.mismatch(task.get("user_id"), task.get("tenant_id"))
+                if refused:
+                    log.warning("cancel of %s refused: %s", request_id, refused)
+                    return False
             lease_until = now() + timedelta(seconds=self.settings.lease_ttl_s)
             taken = await self.store.take_for_cancel(task, self.owner, lease_until)
             if taken is None:
