@@ -5,8 +5,8 @@ the task's `sequence` (its version), so two instances can never both move the sa
 events are written into the task document in the same update (a transactional outbox): an event
 that may not have reached Kafka before a crash is found there and published again.
 
-Only single-document atomic updates are used: the MongoDB-wire server used in development
-(FerretDB v1) has no transactions, TTL indexes or change streams.
+Only single-document atomic updates are used: no transactions, TTL indexes or change streams,
+which the MongoDB-wire server used in development (mongo-java-server) does not have either.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Local services for development and tests, without Docker:
 #   * Apache Kafka (KRaft, one combined controller+broker) from Maven Central jars;
-#   * FerretDB v1 (MongoDB wire protocol, SQLite backend) built from our Go wrapper module.
+#   * mongo-java-server (MongoDB wire protocol, in-memory backend) from Maven Central jars, run
+#     by our launcher devservices/mongo/MongoServerMain.java. Its data lives in memory only:
+#     every start is an empty server.
 #
 # Usage: devservices/services.sh start|stop|status|restart [kafka|mongo ...]
 # See devservices/README.md for ports, environment overrides and caches.
 set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -19,6 +22,8 @@ KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-9094}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 MONGO_PORT=${MONGO_PORT:-27017}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
+MONGO_HEAP_OPTS=${MONGO_HEAP_OPTS:--Xms128m -Xmx1g}
+MONGO_LOG_LEVEL=${MONGO_LOG_LEVEL:-warn}
 READY_TIMEOUT=${DEVSERVICES_READY_TIMEOUT:-120}
 export KAFKA_PORT KAFKA_SASL_PORT MONGO_PORT
 
@@ -38,30 +43,22 @@ need() { # need CMD "what to install"
     command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH. Install $2."
 }
 
+JAVA_SPEC= # set by check_java, e.g. 17
+
 check_java() {
+    [[ -n $JAVA_SPEC ]] && return 0
     need java "a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
     local v
     v=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')
     [[ ${v%%.*} =~ ^[0-9]+$ && ${v%%.*} -ge 17 ]] \
-        || die "Kafka 4 needs Java 17 or newer, found '${v:-unknown}' (Debian: apt-get install openjdk-17-jre-headless)."
+        || die "Kafka 4 and mongo-java-server need Java 17 or newer, found '${v:-unknown}' (Debian: apt-get install openjdk-17-jre-headless)."
+    JAVA_SPEC=${v%%.*}
 }
 
 check_python() {
     [[ -x $PYTHON ]] || die "no Python at $PYTHON for the readiness probes. Run 'make install' first (or set DEVSERVICES_PYTHON)."
     "$PYTHON" -c 'import aiokafka, pymongo' 2>/dev/null \
         || die "$PYTHON lacks aiokafka/pymongo. Run 'make install' first."
-}
-
-check_go() {
-    need go "Go 1.24 or newer (https://go.dev/doc/install)"
-    local v
-    v=$(go env GOVERSION 2>/dev/null || true) # e.g. go1.26.8
-    v=${v#go}
-    local major=${v%%.*} rest=${v#*.}
-    local minor=${rest%%[!0-9]*}
-    if ! [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || ((major == 1 && minor < 24)); then
-        die "FerretDB v1.24 needs Go 1.24 or newer, found '${v:-unknown}' (https://go.dev/doc/install)."
-    fi
 }
 
 hash_files() { cat "$@" | sha256sum | cut -c1-16; }
@@ -104,6 +101,17 @@ launch() { # launch NAME LOGFILE CMD... : start CMD in a new session (own proces
     echo $! >"$(pid_file "$name")"
 }
 
+still_running() { # still_running PID|-PGID: true while a live (non-zombie) process of it is left
+    # An exited service is a zombie until its parent (init, since services.sh has exited) reaps
+    # it; `kill -0` still succeeds on zombies, and some inits reap only every second or two.
+    local sel=$1
+    if [[ $sel == -* ]]; then
+        ps -eo pgid=,stat= | awk -v g="${sel#-}" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+    else
+        ps -o stat= -p "$sel" | grep -qv '^Z'
+    fi
+}
+
 stop_service() {
     local name=$1 pid pgid i
     if ! pid=$(running_pid "$name"); then
@@ -116,14 +124,14 @@ stop_service() {
     [[ $pgid == "$pid" ]] && target=-$pid # the whole process group, if it leads one
     kill -TERM -- "$target" 2>/dev/null || true
     for ((i = 0; i < 300; i++)); do # up to 30 s for a clean shutdown
-        kill -0 -- "$target" 2>/dev/null || break
+        still_running "$target" || break
         sleep 0.1
     done
-    if kill -0 -- "$target" 2>/dev/null; then
+    if still_running "$target"; then
         log "$name: still running after 30 s, sending SIGKILL"
         kill -KILL -- "$target" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
-            kill -0 -- "$target" 2>/dev/null || break
+            still_running "$target" || break
             sleep 0.1
         done
     fi
@@ -143,35 +151,39 @@ wait_ready() { # wait_ready NAME PID LOGFILE
 }
 
 # ---------------------------------------------------------------------------------------------
-# Kafka
+# jars from Maven Central (Kafka, mongo-java-server)
 
-kafka_classpath() { # resolves (once per pom.xml content) and prints the classpath file
-    local pom=$HERE/kafka/pom.xml key cpfile tmp
+maven_classpath() { # maven_classpath NAME: resolves devservices/NAME/pom.xml once, prints the classpath file
+    local name=$1 pom=$HERE/$1/pom.xml key cpfile tmp
     key=$(hash_files "$pom")
-    cpfile=$CACHE_DIR/kafka/classpath-$key.txt
+    cpfile=$CACHE_DIR/$name/classpath-$key.txt
     if [[ -s $cpfile ]]; then
         local jar missing=0
         while IFS= read -r -d: jar || [[ -n $jar ]]; do
             [[ -f $jar ]] || { missing=1; break; }
         done <"$cpfile"
         ((missing == 0)) && { echo "$cpfile"; return 0; }
-        log "kafka: cached classpath lists a missing jar; resolving again"
+        log "$name: cached classpath lists a missing jar; resolving again"
     fi
     need mvn "Apache Maven 3.8+ (Debian: apt-get install maven)"
-    mkdir -p "$CACHE_DIR/kafka"
-    tmp=$(mktemp "$CACHE_DIR/kafka/classpath.XXXXXX")
-    log "kafka: resolving the broker's jars with Maven into ~/.m2 (first run only; log: $RUN_DIR/logs/maven.log)"
+    mkdir -p "$CACHE_DIR/$name"
+    tmp=$(mktemp "$CACHE_DIR/$name/classpath.XXXXXX")
+    local mvnlog=$RUN_DIR/logs/maven-$name.log
+    log "$name: resolving jars with Maven into ~/.m2 (first run only; log: $mvnlog)"
     local t0=$SECONDS
     if ! mvn -B -f "$pom" dependency:build-classpath \
-        -Dmdep.includeScope=runtime -Dmdep.outputFile="$tmp" >"$RUN_DIR/logs/maven.log" 2>&1; then
+        -Dmdep.includeScope=runtime -Dmdep.outputFile="$tmp" >"$mvnlog" 2>&1; then
         rm -f "$tmp"
-        tail -n 30 "$RUN_DIR/logs/maven.log" >&2
-        die "kafka: Maven could not resolve the Kafka jars (see $RUN_DIR/logs/maven.log)"
+        tail -n 30 "$mvnlog" >&2
+        die "$name: Maven could not resolve the jars of $pom (see $mvnlog)"
     fi
     mv "$tmp" "$cpfile"
-    log "kafka: jars resolved in $((SECONDS - t0)) s"
+    log "$name: jars resolved in $((SECONDS - t0)) s"
     echo "$cpfile"
 }
+
+# ---------------------------------------------------------------------------------------------
+# Kafka
 
 write_kafka_config() { # write_kafka_config DIR
     local dir=$1
@@ -245,7 +257,7 @@ start_kafka() {
         KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT"
     check_java
     local cpfile cp cluster_id u
-    cpfile=$(kafka_classpath)
+    cpfile=$(maven_classpath kafka)
     cp=$(<"$cpfile")
     rm -rf "$dir"
     mkdir -p "$dir/data"
@@ -278,48 +290,53 @@ while True:
 }
 
 # ---------------------------------------------------------------------------------------------
-# FerretDB (MongoDB wire protocol)
+# mongo-java-server (MongoDB wire protocol, in memory)
 
-ferretdb_binary() { # builds (once per wrapper source) and prints the binary's path
-    local src=$HERE/ferretdb key bin tmp
-    key=$(hash_files "$src/go.mod" "$src/go.sum" "$src"/*.go)
-    bin=$CACHE_DIR/ferretdb/ferretdb-dev-$key
-    if [[ -x $bin ]]; then
-        echo "$bin"
+mongo_classes() { # compiles the launcher (once per source, pom and Java version), prints the class dir
+    local src=$HERE/mongo/MongoServerMain.java cp=$1 key dir tmp
+    key=$(hash_files "$src" "$HERE/mongo/pom.xml")-java$JAVA_SPEC
+    dir=$CACHE_DIR/mongo/classes-$key
+    if [[ -f $dir/MongoServerMain.class ]]; then
+        echo "$dir"
         return 0
     fi
-    check_go
-    mkdir -p "$CACHE_DIR/ferretdb"
-    tmp=$bin.tmp.$$
-    log "mongo: building FerretDB from devservices/ferretdb (first run only, a few minutes; log: $RUN_DIR/logs/go-build.log)"
-    local t0=$SECONDS
-    if ! (cd "$src" && CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -trimpath -o "$tmp" .) \
-        >"$RUN_DIR/logs/go-build.log" 2>&1; then
-        rm -f "$tmp"
-        tail -n 30 "$RUN_DIR/logs/go-build.log" >&2
-        die "mongo: building FerretDB failed (see $RUN_DIR/logs/go-build.log)"
+    tmp=$dir.tmp.$$
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    log "mongo: compiling devservices/mongo/MongoServerMain.java into $dir (once)"
+    # The compiler of the same runtime that runs the server (no separate javac/JDK version to
+    # match). Debian's openjdk-17-jre-headless ships the jdk.compiler module.
+    if ! java -m jdk.compiler/com.sun.tools.javac.Main -d "$tmp" -cp "$cp" "$src" \
+        >"$RUN_DIR/logs/mongo-javac.log" 2>&1; then
+        rm -rf "$tmp"
+        cat "$RUN_DIR/logs/mongo-javac.log" >&2
+        die "mongo: compiling $src failed. It needs the Java compiler (module jdk.compiler): install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)."
     fi
-    find "$CACHE_DIR/ferretdb" -maxdepth 1 -name 'ferretdb-dev-*' ! -name "${bin##*/}*" -delete
-    mv "$tmp" "$bin"
-    log "mongo: FerretDB built in $((SECONDS - t0)) s ($bin)"
-    echo "$bin"
+    find "$CACHE_DIR/mongo" -maxdepth 1 -name 'classes-*' ! -name "${dir##*/}*" -exec rm -rf {} +
+    mv "$tmp" "$dir"
+    echo "$dir"
 }
 
 start_mongo() {
-    local pid dir=$RUN_DIR/mongo logfile=$RUN_DIR/logs/mongo.log bin
+    local pid logfile=$RUN_DIR/logs/mongo.log cpfile cp classes
     if pid=$(running_pid mongo); then
         log "mongo: already running (pid $pid), checking it answers"
         wait_ready mongo "$pid" "$logfile"
         return 0
     fi
     require_free_ports mongo MONGO_PORT="$MONGO_PORT"
-    bin=$(ferretdb_binary)
-    rm -rf "$dir"
-    mkdir -p "$dir/data"
-    launch mongo "$logfile" "$bin" -listen-addr "$HOST:$MONGO_PORT" -data-dir "$dir/data" \
-        -log-level "${FERRETDB_LOG_LEVEL:-error}"
+    check_java
+    cpfile=$(maven_classpath mongo)
+    cp=$(<"$cpfile")
+    classes=$(mongo_classes "$cp")
+    # shellcheck disable=SC2086  # MONGO_HEAP_OPTS is a list of JVM flags
+    launch mongo "$logfile" java $MONGO_HEAP_OPTS -Djava.awt.headless=true \
+        -Dorg.slf4j.simpleLogger.defaultLogLevel="$MONGO_LOG_LEVEL" \
+        -Dorg.slf4j.simpleLogger.showDateTime=true \
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss.SSS" \
+        -cp "$classes:$cp" MongoServerMain "$HOST" "$MONGO_PORT"
     pid=$(running_pid mongo) || die "mongo: exited at once; see $logfile"
-    log "mongo: starting FerretDB (pid $pid) on $HOST:$MONGO_PORT, data in $dir/data"
+    log "mongo: starting mongo-java-server (pid $pid) on $HOST:$MONGO_PORT, in memory (every start is empty)"
     wait_ready mongo "$pid" "$logfile"
 }
 
@@ -367,6 +384,7 @@ main() {
         for s in "${services[@]}"; do
             stop_service "$s"
             rm -rf "${RUN_DIR:?}/$s/data"
+            rmdir "$RUN_DIR/$s" 2>/dev/null || true # mongo's (empty) dir; kafka's keeps its config
         done
         ;;
     restart)
