@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # make test KEEP_SERVICES=1 leaves the services running afterwards.
 KEEP_SERVICES ?=
 
-.PHONY: install services services-stop services-status run test check
+.PHONY: install services services-stop services-status run test check bench
 
 install: $(VENV)/.installed
 
@@ -41,4 +41,9 @@ test: install
 check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --explicit-package-bases consumers providers schemas simulator tests
+	$(VENV)/bin/mypy --explicit-package-bases consumers providers schemas simulator tests benchmarks
+
+# Figures for README's performance section (needs the services; prints, asserts nothing).
+bench: install services
+	$(PY) -m benchmarks.pipeline throughput --tasks 2000
+	$(PY) -m benchmarks.pipeline in-flight --tasks 10000 --generation-s 120 --window-s 60

@@ -202,6 +202,7 @@ async def in_flight(tasks: int, generation_s: float, window_s: float) -> None:
     async with Bench(sim_config, service_env) as bench:
         collector = EventCollector(KAFKA, [bench.topics.status])
         await collector.start()
+        intake_start = time.time()
         ids = await bench.send_requests(tasks, "if")
         while (
             sum(1 for r in ids if any(e["status"] == "submitted" for e in collector.events(r)))
@@ -227,7 +228,8 @@ async def in_flight(tasks: int, generation_s: float, window_s: float) -> None:
     mib = 2**20
     mean_rss, max_rss = statistics.mean(rss_samples) / mib, max(rss_samples) / mib
     print(f"in flight: {tasks} tasks of {MODEL}, {generation_s:.0f} s generations, all submitted")
-    print(f"  measured over {elapsed:.0f} s while they wait ({intake_done - window_start:+.0f} s)")
+    print(f"  intake: all accepted and submitted {intake_done - intake_start:.0f} s after sending")
+    print(f"  measured over {elapsed:.0f} s while they wait:")
     print(f"  RSS {mean_rss:.0f} MiB mean, {max_rss:.0f} MiB max; peak RSS {peak / mib:.0f} MiB")
     print(f"  CPU {100 * (cpu_after - cpu_before) / elapsed:.1f}% of one core")
     print(f"  {queries / tasks / (elapsed / 60):.2f} status queries per task per minute")

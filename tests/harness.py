@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ class EventCollector:
 async def send(
     bootstrap: str,
     topic: str,
-    messages: list[tuple[str | None, bytes]],
+    messages: Sequence[tuple[str | None, bytes]],
     headers: Mapping[str, str] | None = None,
 ) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")

@@ -74,7 +74,7 @@ def build_query(upstream_task_id: str, api_key: str) -> HttpRequest:
     )
 
 
-def build_cancel(upstream_task_id: str, api_key: str) -> None:
+def build_cancel(upstream_task_id: str, api_key: str) -> HttpRequest | None:
     return None  # no cancel endpoint (§2.2)
 
 

@@ -17,7 +17,7 @@ SECRET = "test-secret-of-at-least-32-bytes-long"
 
 
 def settings(**overrides: Any) -> Settings:
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)
 
 
 def check(body: Any, headers: dict[str, str] | None = None, **config: Any) -> Accepted | Rejected:
@@ -100,7 +100,8 @@ def test_reply_topic_must_fully_match_the_pattern() -> None:
 
 
 def token(**claims: Any) -> dict[str, str]:
-    payload = {"sub": "u-1", "tenant_id": "t-1", "exp": int(time.time()) + 60, **claims}
+    # Built at collection time: valid long enough for any suite run.
+    payload = {"sub": "u-1", "tenant_id": "t-1", "exp": int(time.time()) + 86400, **claims}
     return {"authorization": "Bearer " + jwt.encode(payload, SECRET, algorithm="HS256")}
 
 

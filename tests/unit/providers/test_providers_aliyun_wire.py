@@ -256,7 +256,9 @@ def test_parse_succeeded() -> None:
     result = wire.parse_poll(200, {}, body)
     assert result.state is UpstreamState.SUCCEEDED
     assert result.upstream_status == "SUCCEEDED"
-    assert [v.url for v in result.videos] == [body["output"]["video_url"]]
+    assert [v.url for v in result.videos] == [
+        "https://dashscope-result-wlcb.oss-cn-wulanchabu.aliyuncs.com/xxx.mp4?Expires=1"
+    ]
     assert result.videos[0].cover_image_url is None
     assert result.orig_prompt == "写实风格，一只黑色小猫…"
     assert result.actual_prompt == "写实风格，一只黑色小猫…（改写后）"

@@ -308,7 +308,7 @@ def test_secret_values_are_unwrapped() -> None:
 
 
 async def test_running_slots_are_exposed(providers: dict[str, Provider]) -> None:
-    slots = providers["aliyun"].running_slots  # type: ignore[attr-defined]
+    slots = providers["aliyun"].running_slots
     assert slots.try_acquire("wanx2.1-t2v-plus") and slots.try_acquire("wanx2.1-t2v-plus")
     assert not slots.try_acquire("wanx2.1-t2v-plus")
 
