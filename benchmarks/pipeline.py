@@ -52,7 +52,9 @@ def proc_stat(pid: int) -> tuple[float, int, int]:
 
 
 class Bench:
-    def __init__(self, sim_config: dict[str, Any], service_env: dict[str, str]) -> None:
+    def __init__(
+        self, sim_config: dict[str, Any], service_env: dict[str, str], instances: int = 1
+    ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="video-bench-"))
         self.topics = Topics()
         self.database = f"video_bench_{uuid.uuid4().hex[:8]}"
@@ -60,7 +62,8 @@ class Bench:
         self.sim_config = sim_config
         self.service_env = service_env
         self.sim: subprocess.Popen[bytes] | None = None
-        self.service: ServiceProcess | None = None
+        self.instances = instances
+        self.services: list[ServiceProcess] = []
 
     async def __aenter__(self) -> Bench:
         config = self.tmp / "sim.json"
@@ -96,18 +99,18 @@ class Bench:
             "ZHIPUAI_QUERIES_PER_S": "0",
             "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1",
             "VIDEO_DIR": str(self.tmp / "videos"),
-            "METRICS_PORT": str(free_port()),
             "LOG_LEVEL": "WARNING",
             **self.topics.env(),
             **self.service_env,
         }
-        self.service = ServiceProcess(env, self.tmp / "service.log")
-        await self.service.start()
+        for n in range(self.instances):
+            own = {"METRICS_PORT": str(free_port()), "INSTANCE_ID": f"bench-{n}"}
+            self.services.append(ServiceProcess({**env, **own}, self.tmp / f"service-{n}.log"))
+        await asyncio.gather(*(service.start() for service in self.services))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.service:
-            await self.service.terminate()
+        await asyncio.gather(*(service.terminate() for service in self.services))
         if self.sim:
             self.sim.terminate()
             self.sim.wait(10)
@@ -115,10 +118,10 @@ class Bench:
         await client.drop_database(self.database)
         await client.close()
 
-    @property
-    def pid(self) -> int:
-        assert self.service and self.service.process
-        return self.service.process.pid
+    def usage(self) -> tuple[float, int, int]:
+        """CPU seconds, RSS and peak RSS of all service instances together."""
+        stats = [proc_stat(s.process.pid) for s in self.services if s.process]
+        return (sum(c for c, _, _ in stats), sum(r for _, r, _ in stats), sum(p for *_, p in stats))
 
     async def sim_get(self, path: str, **params: str) -> Any:
         async with httpx.AsyncClient(timeout=60) as client:
@@ -146,14 +149,14 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def throughput(tasks: int) -> None:
+async def throughput(tasks: int, instances: int) -> None:
     sim_config = {"timing": {"queued_s": 0.0, "running_s": 0.05}}
     service_env = {
         "POLL_FIRST_S": "0.1",
         "POLL_INTERVAL_MIN_S": "0.1",
         "POLL_INTERVAL_MAX_S": "0.5",
     }
-    async with Bench(sim_config, service_env) as bench:
+    async with Bench(sim_config, service_env, instances) as bench:
         collector = EventCollector(KAFKA, [bench.topics.completed])
         await collector.start()
         started = time.time()
@@ -161,12 +164,12 @@ async def throughput(tasks: int) -> None:
         sent = time.time()
         peak = 0
         while sum(1 for r in ids if collector.events(r)) < tasks:
-            peak = max(peak, proc_stat(bench.pid)[2])
+            peak = max(peak, bench.usage()[2])
             if time.time() - started > 600:
                 raise SystemExit("throughput benchmark did not finish in 10 minutes")
             await asyncio.sleep(0.2)
         finished = time.time()
-        peak = max(peak, proc_stat(bench.pid)[2])
+        peak = max(peak, bench.usage()[2])
         upstream = await bench.sim_get("/_sim/tasks")
         ends = {t["request_id"] or t["prompt"].split()[-1]: t["ends_at"] for t in upstream["tasks"]}
         lags = []
@@ -183,7 +186,7 @@ async def throughput(tasks: int) -> None:
                 lags.append(completed_at - end_ts)
         await collector.stop()
     total = finished - started
-    print(f"throughput: {tasks} tasks of {MODEL}, generation 0.05 s upstream")
+    print(f"throughput: {tasks} tasks of {MODEL}, 0.05 s generations, {instances} instance(s)")
     print(f"  sending took {sent - started:.2f} s")
     print(
         f"  {tasks / total:.0f} tasks/s, first request sent to last completed event ({total:.1f} s)"
@@ -191,7 +194,7 @@ async def throughput(tasks: int) -> None:
     if lags:
         p50, p99 = statistics.median(lags), percentile(lags, 0.99)
         print(f"  upstream completion -> completed event: p50 {p50:.3f} s, p99 {p99:.3f} s")
-    print(f"  service peak RSS {peak / 2**20:.0f} MiB")
+    print(f"  service peak RSS {peak / 2**20:.0f} MiB (all instances)")
 
 
 async def in_flight(tasks: int, generation_s: float, window_s: float) -> None:
@@ -211,13 +214,13 @@ async def in_flight(tasks: int, generation_s: float, window_s: float) -> None:
             await asyncio.sleep(0.5)
         intake_done = time.time()
         stats_before = await bench.sim_get("/_sim/stats")
-        cpu_before, _, _ = proc_stat(bench.pid)
+        cpu_before, _, _ = bench.usage()
         rss_samples = []
         window_start = time.time()
         while time.time() - window_start < window_s:
-            rss_samples.append(proc_stat(bench.pid)[1])
+            rss_samples.append(bench.usage()[1])
             await asyncio.sleep(1)
-        cpu_after, _, peak = proc_stat(bench.pid)
+        cpu_after, _, peak = bench.usage()
         stats_after = await bench.sim_get("/_sim/stats")
         elapsed = time.time() - window_start
         queries = (
@@ -240,13 +243,14 @@ def main() -> None:
     sub = parser.add_subparsers(dest="which", required=True)
     tp = sub.add_parser("throughput")
     tp.add_argument("--tasks", type=int, default=2000)
+    tp.add_argument("--instances", type=int, default=1)
     inf = sub.add_parser("in-flight")
     inf.add_argument("--tasks", type=int, default=10_000)
     inf.add_argument("--generation-s", type=float, default=120.0)
     inf.add_argument("--window-s", type=float, default=60.0)
     args = parser.parse_args()
     if args.which == "throughput":
-        asyncio.run(throughput(args.tasks))
+        asyncio.run(throughput(args.tasks, args.instances))
     else:
         asyncio.run(in_flight(args.tasks, args.generation_s, args.window_s))
 
