@@ -7,6 +7,7 @@ published again after a crash or a redelivery carries the same `event_id` and `s
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -57,7 +58,7 @@ def status_event(
         error=error,
         user_id=task.get("user_id"),
         tenant_id=task.get("tenant_id"),
-        metadata=task.get("metadata"),
+        metadata=json.loads(task["metadata_json"]) if task.get("metadata_json") else None,
         timestamp=utc_timestamp(),
     )
     return {"kind": STATUS, "body": event.model_dump(mode="json")}

@@ -7,6 +7,7 @@ and every rejected one has reached the dead-letter topic.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -134,7 +135,8 @@ class Intake:
             "resolution": accepted.parameters.resolution_label(),
             "user_id": request.user_id,
             "tenant_id": request.tenant_id,
-            "metadata": request.metadata,
+            # As JSON text: the producer's keys may hold "." or "$", which MongoDB fields may not.
+            "metadata_json": json.dumps(request.metadata) if request.metadata is not None else None,
             "reply_topic": request.reply_topic,
             "timeout_s": timeout_s,
             "deadline_at": created + timedelta(seconds=timeout_s),

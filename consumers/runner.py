@@ -271,23 +271,27 @@ class TaskRunner:
                 )
                 task = await self._finish(task, TaskStatus.FAILED, error, cancel_upstream=True)
                 break
+            if progress.next_at > time.time():
+                await self._wait(task, progress.next_at)
+                continue  # check the deadline again
             status = TaskStatus(task["status"])
-            if status is TaskStatus.ACCEPTED:
-                task = await self._submit(task, progress)
-            elif status is TaskStatus.DOWNLOADING:
+            if status is TaskStatus.DOWNLOADING:
                 task = await self._download(task, progress)
+                continue
+            spec = get_model(task["model"])
+            provider = self.providers.get(spec.provider)
+            if provider is None:
+                task = await self._finish(task, TaskStatus.FAILED, self._no_key_error(spec))
+            elif status is TaskStatus.ACCEPTED:
+                task = await self._submit(task, provider, spec, progress)
             else:
-                task = await self._poll(task, progress)
+                task = await self._poll(task, provider, spec, progress)
 
     # --- submit ---------------------------------------------------------------------------------
 
-    async def _submit(self, task: Task, progress: Progress) -> Task:
-        spec = get_model(task["model"])
-        provider = self.providers.get(spec.provider)
-        if provider is None:
-            return await self._finish(task, TaskStatus.FAILED, self._no_key_error(spec))
-        if progress.next_at > time.time():
-            await self._wait(task, progress.next_at)
+    async def _submit(
+        self, task: Task, provider: Provider, spec: ModelSpec, progress: Progress
+    ) -> Task:
         await self._acquire_slot(task, provider, spec.name)
         # Shielded: a shutdown must not cut between the vendor's answer and recording its id.
         critical = asyncio.ensure_future(self._submit_and_record(task, provider, spec, progress))
@@ -351,23 +355,16 @@ class TaskRunner:
         progress: Progress,
     ) -> Task:
         if exc.transient and exc.submit_not_taken:
-            progress.attempts += 1
-            if progress.attempts < self.settings.upstream_max_attempts:
-                progress.next_at = time.time() + self._retry_delay(progress, exc)
-                log.info(
-                    "task %s: submit refused (%s); retry %d",
-                    task["_id"],
-                    exc.message,
-                    progress.attempts,
-                )
-                return await self._update(task, {"submit_started_at": None})
-            error = ErrorInfo(
-                code=ErrorCode.UPSTREAM_UNAVAILABLE,
-                message=f"{exc.message} (gave up after {progress.attempts} attempts)",
-                retryable=True,
-                upstream_code=exc.upstream_code,
+            task = await self._retry_later(task, exc, progress)
+            if TaskStatus(task["status"]).terminal:
+                return task
+            log.info(
+                "task %s: submit refused (%s); retry %d",
+                task["_id"],
+                exc.message,
+                progress.attempts,
             )
-            return await self._finish(task, TaskStatus.FAILED, error)
+            return await self._update(task, {"submit_started_at": None})
         if exc.transient:
             # The vendor may have taken it: sending it again could pay for it twice.
             self.metrics.unknown_submits.labels(provider.name, spec.name).inc()
@@ -388,29 +385,15 @@ class TaskRunner:
 
     # --- poll -----------------------------------------------------------------------------------
 
-    async def _poll(self, task: Task, progress: Progress) -> Task:
-        spec = get_model(task["model"])
-        provider = self.providers.get(spec.provider)
-        if provider is None:
-            return await self._finish(task, TaskStatus.FAILED, self._no_key_error(spec))
-        if progress.next_at > time.time():
-            await self._wait(task, progress.next_at)
+    async def _poll(
+        self, task: Task, provider: Provider, spec: ModelSpec, progress: Progress
+    ) -> Task:
         try:
             result = await provider.poll(task["upstream_task_id"], task["key_id"])
         except ProviderError as exc:
             self.metrics.upstream_calls.labels(provider.name, "query", "error").inc()
             if exc.transient:
-                progress.attempts += 1
-                if progress.attempts < self.settings.upstream_max_attempts:
-                    progress.next_at = time.time() + self._retry_delay(progress, exc)
-                    return task
-                error = ErrorInfo(
-                    code=ErrorCode.UPSTREAM_UNAVAILABLE,
-                    message=f"{exc.message} (gave up after {progress.attempts} attempts)",
-                    retryable=True,
-                    upstream_code=exc.upstream_code,
-                )
-                return await self._finish(task, TaskStatus.FAILED, error)
+                return await self._retry_later(task, exc, progress)
             return await self._finish(task, TaskStatus.FAILED, exc.to_error())
         self.metrics.upstream_calls.labels(provider.name, "query", "ok").inc()
         progress.attempts = 0
@@ -478,8 +461,6 @@ class TaskRunner:
     # --- download -------------------------------------------------------------------------------
 
     async def _download(self, task: Task, progress: Progress) -> Task:
-        if progress.next_at > time.time():
-            await self._wait(task, progress.next_at)
         started = time.time()
         files: list[VideoFile] = []
         try:
@@ -706,6 +687,21 @@ class TaskRunner:
             if not waiter.done():
                 waiter.set_result(None)
                 break
+
+    async def _retry_later(self, task: Task, exc: ProviderError, progress: Progress) -> Task:
+        """After a transient upstream error: try again after a backoff, or give up once
+        UPSTREAM_MAX_ATTEMPTS consecutive attempts failed."""
+        progress.attempts += 1
+        if progress.attempts < self.settings.upstream_max_attempts:
+            progress.next_at = time.time() + self._retry_delay(progress, exc)
+            return task
+        error = ErrorInfo(
+            code=ErrorCode.UPSTREAM_UNAVAILABLE,
+            message=f"{exc.message} (gave up after {progress.attempts} attempts)",
+            retryable=True,
+            upstream_code=exc.upstream_code,
+        )
+        return await self._finish(task, TaskStatus.FAILED, error)
 
     def _retry_delay(self, progress: Progress, exc: ProviderError | None) -> float:
         return retry_delay(

@@ -29,7 +29,13 @@ async def test_every_model_completes_end_to_end(deployment: Deployment, sim: Sim
     await deployment.start_instance()
     ids = {model: rid(model) for model in VALID_PARAMETERS}
     messages = [
-        request(ids[m], m, marked(m, ids[m]), metadata={"order": m}, user_id="u-1")
+        request(
+            ids[m],
+            m,
+            marked(m, ids[m]),
+            metadata={"order": m, "shop.id": 7, "$ref": "x"},
+            user_id="u-1",
+        )
         for m in VALID_PARAMETERS
     ]
     await send(KAFKA, deployment.topics.requests, messages)
@@ -46,7 +52,8 @@ async def test_every_model_completes_end_to_end(deployment: Deployment, sim: Sim
         status_events = collector.events(request_id, deployment.topics.status)
         assert [e["sequence"] for e in status_events] == [1, 2, 3, 4, 5]
         assert all(
-            e["metadata"] == {"order": model} and e["user_id"] == "u-1" for e in status_events
+            e["metadata"] == {"order": model, "shop.id": 7, "$ref": "x"} and e["user_id"] == "u-1"
+            for e in status_events
         )
         assert all(
             e["provider"] == PROVIDER_OF[model] and e["model"] == model for e in status_events

@@ -11,7 +11,7 @@ TASK = {
     "sequence": 2,
     "upstream_task_id": "up-1",
     "upstream_status": "RUNNING",
-    "metadata": {"a": 1},
+    "metadata_json": '{"a.b": 1, "$c": 2}',
 }
 
 
@@ -21,7 +21,7 @@ def test_status_event_has_next_sequence_and_a_stable_id() -> None:
     assert first["sequence"] == 3
     assert first["event_id"] == again["event_id"] == events.event_id("task-1", 3)
     assert first["status"] == "running" and first["event_type"] == "status"
-    assert first["metadata"] == {"a": 1} and first["error"] is None
+    assert first["metadata"] == {"a.b": 1, "$c": 2} and first["error"] is None
 
 
 def test_completed_event_shares_the_envelope_with_its_own_id() -> None:
