@@ -420,3 +420,43 @@ async def test_timeout_fails_the_task_and_cancels_upstream(
     (upstream,) = await sim.tasks(prompt_contains=f"[{request_id}]")
     assert upstream["status"] == "CANCELED"
     assert os.path.exists(deployment.video_dir) is False or not list(deployment.video_dir.iterdir())
+
+
+async def test_max_in_flight_pauses_intake_and_loses_nothing(
+    deployment: Deployment, sim: Simulator
+) -> None:
+    await sim.configure(timing={"queued_s": 0.5, "running_s": 2.0})
+    await deployment.collector.start()
+    instance = await deployment.start_instance(MAX_IN_FLIGHT="3")
+    first = [rid("bp") for _ in range(4)]
+    later = [rid("bp") for _ in range(4)]
+    await send(
+        KAFKA,
+        deployment.topics.requests,
+        [request(r, "cogvideox-flash", {"prompt": "x"}) for r in first],
+    )
+    collector = deployment.collector
+    await collector.wait_for(
+        lambda: all(collector.events(r) for r in first), 20, "first batch accepted"
+    )
+    assert "video_intake_paused 1.0" in await instance.metrics()
+    # Sent while paused: they wait in Kafka, and are read once tasks finish.
+    await send(
+        KAFKA,
+        deployment.topics.requests,
+        [request(r, "cogvideox-flash", {"prompt": "x"}) for r in later],
+    )
+    await collector.wait_for(
+        lambda: all(collector.events(r, deployment.topics.completed) for r in first + later),
+        60,
+        "all completed",
+    )
+    accepted_at = {
+        r: collector.events(r, deployment.topics.status)[0]["timestamp"] for r in first + later
+    }
+    completed_at = sorted(
+        collector.events(r, deployment.topics.completed)[0]["timestamp"] for r in first
+    )
+    # No later request was taken in before the first tasks started to finish.
+    assert min(accepted_at[r] for r in later) >= completed_at[0]
+    assert "video_intake_paused 0.0" in await instance.metrics()
