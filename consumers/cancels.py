@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -10,16 +11,14 @@ from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 from pydantic import ValidationError
 
 from consumers.auth import Authenticator, AuthError
-from consumers.runner import TaskRunner
+from consumers.kafka import undecoded
+from consumers.requests import RETRY_PAUSE_S
+from consumers.runner import INFRA_ERRORS, TaskRunner
 from consumers.settings import Settings
 from consumers.validation import describe_validation_error
 from schemas.events import CancelEvent
 
 log = logging.getLogger("video.cancel")
-
-
-async def _undecoded(message: Any) -> None:
-    return None
 
 
 def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
@@ -30,7 +29,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         auto_offset_reset="earliest",
         # Failures (MongoDB down) are read again; a cancel is idempotent.
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_undecoded,
+        decoder=undecoded,
     )
 
     @subscriber
@@ -48,6 +47,10 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         except ValidationError as exc:
             log.warning("cancel ignored, invalid: %s", describe_validation_error(exc))
             return
-        await runner.cancel(cancel.request_id, cancel.reason, identity)
+        try:
+            await runner.cancel(cancel.request_id, cancel.reason, identity)
+        except INFRA_ERRORS:
+            await asyncio.sleep(RETRY_PAUSE_S)  # then NACK: read again, without a hot loop
+            raise
 
     return router, subscriber

@@ -22,6 +22,12 @@ log = logging.getLogger("video.kafka")
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
 
+async def undecoded(message: Any) -> None:
+    """A decoder that leaves bodies alone: the handlers parse them, so that bad JSON becomes a
+    clear rejection instead of an error inside FastStream."""
+    return None
+
+
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
 

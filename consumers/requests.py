@@ -11,17 +11,13 @@ from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 
 from consumers.backpressure import Backpressure
 from consumers.intake import Intake, Record
+from consumers.kafka import undecoded
 from consumers.settings import Settings
 
 log = logging.getLogger("video.requests")
 
 BATCH_MAX_RECORDS = 500
 RETRY_PAUSE_S = 1.0  # before a failed batch is read again (MongoDB or Kafka unreachable)
-
-
-async def _undecoded(message: Any) -> None:
-    """Bodies are parsed by the intake itself, so bad JSON becomes a dead letter, not a crash."""
-    return None
 
 
 def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
@@ -34,7 +30,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         batch_timeout_ms=100,
         auto_offset_reset="earliest",  # a new group must not skip requests sent before it
         ack_policy=AckPolicy.MANUAL,  # commit only once every task of the batch is stored
-        decoder=_undecoded,
+        decoder=undecoded,
     )
 
     @subscriber
