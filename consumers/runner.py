@@ -554,12 +554,12 @@ class TaskRunner:
         cancel_upstream: bool = False,
         changes: Mapping[str, Any] | None = None,
     ) -> Task:
-        was = task["status"]
+        if cancel_upstream and task["status"] in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
+            # Before the status goes out: whoever reads it may rely on the vendor having stopped.
+            await self._cancel_upstream(task)
         task = await self._transition(
             task, status, {**(changes or {}), "finished_at": now()}, error=error
         )
-        if cancel_upstream and was in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
-            await self._cancel_upstream(task)
         for entry in task.get("videos") or ():
             remove_temp(self.video_dir, entry["temp_name"])
         self._release_slot(task["_id"])
