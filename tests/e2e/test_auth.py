@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -62,3 +63,22 @@ async def test_tokens_identify_requesters_and_guard_cancels(
     distinct = {e["event_id"]: e for e in collector.events(mine, deployment.topics.status)}
     assert [e["status"] for e in distinct.values()] == ["accepted", "submitted", "cancelled"]
     assert "refused" in deployment.instances[0].log_tail(200)
+
+
+async def test_the_service_connects_over_sasl_scram(deployment: Deployment, sim: Simulator) -> None:
+    await deployment.collector.start()
+    sasl_port = os.environ.get("KAFKA_SASL_PORT", "9094")
+    await deployment.start_instance(
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{sasl_port}",
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+        KAFKA_SASL_USERNAME="alice",
+        KAFKA_SASL_PASSWORD="alice-secret",
+    )
+    request_id = f"sasl-{uuid.uuid4().hex[:6]}"
+    await send(
+        KAFKA, deployment.topics.requests, [request(request_id, "viduq1-text", {"prompt": "x"})]
+    )
+    collector = deployment.collector
+    await collector.wait_for(lambda: collector.events(request_id, deployment.topics.completed), 30)
+    assert "alice-secret" not in deployment.instances[0].log_tail(500)
