@@ -71,8 +71,9 @@ class Intake:
         duplicates = await self.store.insert_many(tasks)
         for position, task in enumerate(tasks):
             if position in duplicates:
-                confirmations += await self._republish_current(task["request_id"])
+                await self._republish_current(task["request_id"])
             else:
+                self.metrics.statuses.labels(task["provider"], task["model"], task["status"]).inc()
                 self.runner.adopt(task)
         await asyncio.gather(*confirmations)
 
@@ -110,16 +111,15 @@ class Intake:
             sent.append(await self.publisher.publish_status(status))
         return sent
 
-    async def _republish_current(self, request_id: str) -> list[asyncio.Future[Any]]:
+    async def _republish_current(self, request_id: str) -> None:
         """A request_id seen before starts nothing: its task's current status goes out again."""
         self.metrics.duplicates.inc()
         task = await self.store.find_by_request_id(request_id)
         if task is None:
-            return []
+            return
         last_status = [e for e in task.get("events", []) if e["kind"] == events.STATUS][-1:]
         log.info("duplicate request_id %s: re-publishing its %s status", request_id, task["status"])
         await self.publisher.publish_entries(request_id, last_status, task.get("reply_topic"))
-        return []
 
     def _new_task(self, accepted: Accepted) -> Task:
         request = accepted.request
@@ -149,7 +149,4 @@ class Intake:
         }
         accepted_event = events.status_event(task, TaskStatus.ACCEPTED)
         task.update(status=str(TaskStatus.ACCEPTED), sequence=1, events=[accepted_event])
-        self.metrics.statuses.labels(
-            task["provider"], task["model"], str(TaskStatus.ACCEPTED)
-        ).inc()
         return task

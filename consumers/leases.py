@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from consumers.metrics import Metrics
@@ -43,8 +44,7 @@ class LeaseKeeper:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
 
-    async def _every(self, period_s: float, action: object) -> None:
-        assert callable(action)
+    async def _every(self, period_s: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
                 await action()

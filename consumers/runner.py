@@ -33,7 +33,14 @@ from consumers.publisher import EventPublisher
 from consumers.schedule import poll_delay, retry_delay
 from consumers.settings import Settings
 from consumers.store import Task, TaskStore, now
-from providers.base import ModelSpec, Provider, ProviderError, Submitted, UpstreamState
+from providers.base import (
+    ModelSpec,
+    PollResult,
+    Provider,
+    ProviderError,
+    Submitted,
+    UpstreamState,
+)
 from providers.registry import get_model
 from schemas.errors import ErrorCode, ErrorInfo
 from schemas.events import TaskResult, Timings, VideoFile
@@ -429,7 +436,7 @@ class TaskRunner:
             )
         return await self._finish(task, TaskStatus.FAILED, error, changes=upstream)
 
-    async def _start_download(self, task: Task, result: Any, progress: Progress) -> Task:
+    async def _start_download(self, task: Task, result: PollResult, progress: Progress) -> Task:
         if not result.videos:
             error = ErrorInfo(
                 code=ErrorCode.UPSTREAM_FAILED,
@@ -642,7 +649,7 @@ class TaskRunner:
                 task["request_id"], stored[published:], task.get("reply_topic")
             )
         if finished:
-            await self.store.mark_published(task["_id"], len(stored), finished=True)
+            await self.store.mark_finished(task["_id"], len(stored))
         return {**task, "published": len(stored), "active": not finished}
 
     # --- waiting --------------------------------------------------------------------------------

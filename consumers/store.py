@@ -109,13 +109,11 @@ class TaskStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def mark_published(self, task_id: str, count: int, finished: bool) -> None:
-        """Record that the first `count` events reached Kafka; a finished task leaves the scans."""
-        changes: dict[str, Any] = {"published": count}
-        if finished:
-            changes["active"] = False
+    async def mark_finished(self, task_id: str, count: int) -> None:
+        """Record that all `count` events of a finished task reached Kafka: it leaves the scans."""
         await self.tasks.update_one(
-            {"_id": task_id, "published": {"$lte": count}}, {"$set": changes}
+            {"_id": task_id, "published": {"$lte": count}},
+            {"$set": {"published": count, "active": False}},
         )
 
     # --- leases -------------------------------------------------------------------------------
