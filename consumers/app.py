@@ -16,15 +16,15 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pymongo import AsyncMongoClient
 
-from consumers import cancels, requests
-from consumers.auth import Authenticator
-from consumers.backpressure import Backpressure
-from consumers.health import HealthServer
-from consumers.intake import Intake
-from consumers.kafka import ensure_topics, security
+from consumers.subscribers import cancels, requests
+from consumers.subscribers.auth import Authenticator
+from consumers.subscribers.backpressure import Backpressure
+from consumers.operations.health import HealthServer
+from consumers.subscribers.intake import Intake
+from consumers.messaging.kafka import ensure_topics, security
 from consumers.leases import LeaseKeeper
-from consumers.metrics import Metrics
-from consumers.publisher import EventPublisher
+from consumers.operations.metrics import Metrics
+from consumers.messaging.publisher import EventPublisher
 from consumers.runner import TaskRunner
 from consumers.settings import Settings
 from consumers.store import TaskStore

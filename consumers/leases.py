@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from consumers.metrics import Metrics
+from consumers.operations.metrics import Metrics
 from consumers.runner import INFRA_ERRORS, TaskRunner
 from consumers.store import TaskStore, now
 

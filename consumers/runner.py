@@ -25,12 +25,12 @@ import httpx
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
-from consumers import events
-from consumers.auth import Identity
-from consumers.download import DownloadError, download_video, existing_video, remove_temp
-from consumers.metrics import Metrics
-from consumers.publisher import EventPublisher
-from consumers.schedule import poll_delay, retry_delay
+from consumers.messaging import events
+from consumers.subscribers.auth import Identity
+from consumers.media.download import DownloadError, download_video, existing_video, remove_temp
+from consumers.operations.metrics import Metrics
+from consumers.messaging.publisher import EventPublisher
+from consumers.engine.schedule import poll_delay, retry_delay
 from consumers.settings import Settings
 from consumers.store import Task, TaskStore, now
 from providers.base import (

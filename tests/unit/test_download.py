@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.download import (
+from consumers.media.download import (
     DownloadError,
     VideoFile,
     download_video,

@@ -1,6 +1,6 @@
 import base64
 
-from consumers import events
+from consumers.messaging import events
 from schemas import ErrorCode, ErrorInfo, TaskStatus
 
 TASK = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client import CollectorRegistry, Counter
 
-from consumers.health import HealthServer
+from consumers.operations.health import HealthServer
 from tests.harness import free_port
 
 

@@ -26,7 +26,7 @@ from typing import BinaryIO, cast
 
 import pytest
 
-from consumers.mp4 import Mp4Info, NotMp4Error, is_mp4_signature, probe_mp4
+from consumers.media.mp4 import Mp4Info, NotMp4Error, is_mp4_signature, probe_mp4
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIA = ROOT / "simulator" / "media"
@@ -90,7 +90,7 @@ def test_truncated_before_a_moov_at_the_end(tmp_path: Path) -> None:
 
 def test_truncated_mdat_after_moov_still_reads_the_header(tmp_path: Path) -> None:
     # The probe reads boxes, it does not validate samples: catching a short download is the
-    # Content-Length check's job (consumers.download).
+    # Content-Length check's job (consumers.media.download).
     data = (MEDIA / "landscape_720p_5s.mp4").read_bytes()
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) // 2])

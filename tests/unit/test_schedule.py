@@ -1,4 +1,4 @@
-from consumers.schedule import poll_delay, retry_delay
+from consumers.engine.schedule import poll_delay, retry_delay
 
 
 def test_first_poll_is_near_the_typical_duration() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import jwt
 import pytest
 
-from consumers.auth import Authenticator
+from consumers.subscribers.auth import Authenticator
 from consumers.settings import Settings
-from consumers.validation import Accepted, Rejected, validate_request
+from consumers.subscribers.validation import Accepted, Rejected, validate_request
 
 SECRET = "test-secret-of-at-least-32-bytes-long"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consumers.auth import Authenticator, AuthError
+from consumers.subscribers.auth import Authenticator, AuthError
 from consumers.settings import Settings
 from providers.base import ModelParameters, ModelSpec
 from providers.registry import InvalidParameters, UnknownModel, get_model, validate_parameters

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import httpx
 
-from consumers.mp4 import Mp4Info, is_mp4_signature, probe_mp4
+from consumers.media.mp4 import Mp4Info, is_mp4_signature, probe_mp4
 
 CONTENT_TYPE = "video/mp4"
 CHUNK_BYTES = 64 * 1024

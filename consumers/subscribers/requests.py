@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 
-from consumers.backpressure import Backpressure
-from consumers.intake import Intake, Record
-from consumers.kafka import undecoded
+from consumers.subscribers.backpressure import Backpressure
+from consumers.subscribers.intake import Intake, Record
+from consumers.messaging.kafka import undecoded
 from consumers.settings import Settings
 
 log = logging.getLogger("video.requests")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
-from consumers.metrics import Metrics
+from consumers.operations.metrics import Metrics
 from consumers.runner import TaskRunner
 
 log = logging.getLogger("video.backpressure")

@@ -10,12 +10,12 @@ from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 from pydantic import ValidationError
 
-from consumers.auth import Authenticator, AuthError
-from consumers.kafka import undecoded
-from consumers.requests import RETRY_PAUSE_S
+from consumers.subscribers.auth import Authenticator, AuthError
+from consumers.messaging.kafka import undecoded
+from consumers.subscribers.requests import RETRY_PAUSE_S
 from consumers.runner import INFRA_ERRORS, TaskRunner
 from consumers.settings import Settings
-from consumers.validation import describe_validation_error
+from consumers.subscribers.validation import describe_validation_error
 from schemas.events import CancelEvent
 
 log = logging.getLogger("video.cancel")

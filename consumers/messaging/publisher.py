@@ -9,7 +9,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from consumers.events import COMPLETED, STATUS
+from consumers.messaging.events import COMPLETED, STATUS
 from consumers.settings import Settings
 
 

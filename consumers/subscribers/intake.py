@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from consumers import events
-from consumers.auth import Authenticator
-from consumers.metrics import Metrics
-from consumers.publisher import EventPublisher
+from consumers.messaging import events
+from consumers.subscribers.auth import Authenticator
+from consumers.operations.metrics import Metrics
+from consumers.messaging.publisher import EventPublisher
 from consumers.runner import TaskRunner
 from consumers.settings import Settings
 from consumers.store import Task, TaskStore, now
-from consumers.validation import Accepted, Rejected, validate_request
+from consumers.subscribers.validation import Accepted, Rejected, validate_request
 from schemas.status import TaskStatus
 
 log = logging.getLogger("video.intake")

@@ -1,0 +1,211 @@
+"""The MongoDB task store (pymongo's async client): the source of truth for every task.
+
+Each write that moves a task is one `find_one_and_update` guarded by the writer's lease and the
+task's `sequence`, so two instances can never both move the same task. Status events go into the
+task document in the same update (a transactional outbox). Only single-document atomic updates
+are used, which the development server (mongo-java-server) has too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from consumers.storage.base import PendingCancel
+from consumers.storage.task import OutboxEntry, Task
+from schemas.status import TERMINAL
+
+Document = dict[str, Any]
+
+DUPLICATE_KEY = 11000
+_TERMINAL = [str(s) for s in TERMINAL]
+
+
+class MongoTaskStore:
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        self._client = client
+        self._db = client[database]
+        self.tasks: AsyncCollection[Document] = self._db["tasks"]
+        self.cancels: AsyncCollection[Document] = self._db["pending_cancels"]
+
+    async def ensure_indexes(self) -> None:
+        await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
+        # The takeover scan: active tasks whose lease ran out.
+        await self.tasks.create_index([("active", ASCENDING), ("lease_until", ASCENDING)])
+        await self.tasks.create_index([("lease_owner", ASCENDING), ("active", ASCENDING)])
+
+    async def ping(self) -> bool:
+        try:
+            await self._client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def clock(self) -> datetime:
+        # `isMaster` (answered by every MongoDB and by mongo-java-server) carries localTime.
+        reply = await self._db.command("isMaster")
+        moment: datetime = reply["localTime"]
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    # --- intake -------------------------------------------------------------------------------
+
+    async def insert_many(self, tasks: Sequence[Task]) -> set[int]:
+        if not tasks:
+            return set()
+        try:
+            await self.tasks.insert_many([t.to_document() for t in tasks], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return {int(e["index"]) for e in errors}
+        except DuplicateKeyError:
+            # Some servers report a single-document batch's duplicate this way.
+            if len(tasks) == 1:
+                return {0}
+            raise
+        return set()
+
+    async def get(self, task_id: str) -> Task | None:
+        return _task(await self.tasks.find_one({"_id": task_id}))
+
+    async def get_many(self, task_ids: Collection[str]) -> list[Task]:
+        cursor = self.tasks.find({"_id": {"$in": list(task_ids)}})
+        return [Task.from_document(doc) async for doc in cursor]
+
+    async def find_by_request_id(self, request_id: str) -> Task | None:
+        return _task(await self.tasks.find_one({"request_id": request_id}))
+
+    # --- moving a task ------------------------------------------------------------------------
+
+    async def move(
+        self,
+        task: Task,
+        owner: str,
+        changes: Mapping[str, Any],
+        events: Sequence[OutboxEntry] = (),
+        *,
+        even_if_cancelling: bool = False,
+    ) -> Task | None:
+        guard: Document = {"_id": task.id, "lease_owner": owner, "sequence": task.sequence}
+        if not even_if_cancelling:
+            guard["cancel_requested_at"] = None  # matches a missing field too (older documents)
+        return await self._update(guard, changes, events)
+
+    async def record_submit(
+        self, task_id: str, ticket: str, changes: Mapping[str, Any], events: Sequence[OutboxEntry]
+    ) -> Task | None:
+        guard = {"_id": task_id, "status": "accepted", "submit_ticket": ticket}
+        return await self._update(guard, changes, events)
+
+    async def request_cancel(
+        self, task_id: str, reason: str | None, owner: str, lease_until: datetime, at: datetime
+    ) -> Task | None:
+        lease = {"lease_owner": owner, "lease_until": lease_until}
+        # The first cancel's time and reason stay; a later one only takes the lease.
+        first = await self._update(
+            {"_id": task_id, "status": {"$nin": _TERMINAL}, "cancel_requested_at": None},
+            {**lease, "cancel_requested_at": at, "cancel_reason": reason},
+            (),
+        )
+        if first is not None:
+            return first
+        return await self._update({"_id": task_id, "status": {"$nin": _TERMINAL}}, lease, ())
+
+    async def mark_finished(self, task_id: str, published: int) -> None:
+        await self.tasks.update_one(
+            {"_id": task_id, "published": {"$lte": published}},
+            {"$set": {"published": published, "active": False}},
+        )
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def renew_leases(self, owner: str, until: datetime) -> int:
+        result = await self.tasks.update_many(
+            {"lease_owner": owner, "active": True}, {"$set": {"lease_until": until}}
+        )
+        return result.matched_count
+
+    async def held_task_ids(self, owner: str) -> set[str]:
+        cursor = self.tasks.find({"lease_owner": owner, "active": True}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    async def claim_expired(
+        self, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[Task]:
+        candidates = self.tasks.find(
+            {"active": True, "lease_until": {"$lt": now}}, {"_id": 1, "lease_until": 1}
+        ).limit(limit)
+        claimed: list[Task] = []
+        async for candidate in candidates:
+            task = await self._update(
+                # Same expiry as seen: if another instance claimed it meanwhile, this misses.
+                {"_id": candidate["_id"], "lease_until": candidate["lease_until"]},
+                {"lease_owner": owner, "lease_until": until},
+                (),
+            )
+            if task is not None:
+                claimed.append(task)
+        return claimed
+
+    async def release_leases(self, owner: str, keep: Collection[str], now: datetime) -> int:
+        result = await self.tasks.update_many(
+            {"lease_owner": owner, "active": True, "_id": {"$nin": list(keep)}},
+            {"$set": {"lease_until": now, "lease_owner": None}},
+        )
+        return result.modified_count
+
+    # --- cancels that came before their request -----------------------------------------------
+
+    async def remember_cancel(self, cancel: PendingCancel) -> None:
+        await self.cancels.replace_one(
+            {"_id": cancel.request_id},
+            {
+                "_id": cancel.request_id,
+                "reason": cancel.reason,
+                "user_id": cancel.user_id,
+                "admin": cancel.admin,
+                "expires_at": cancel.expires_at,
+            },
+            upsert=True,
+        )
+
+    async def pending_cancels(
+        self, request_ids: Collection[str], now: datetime
+    ) -> dict[str, PendingCancel]:
+        cursor = self.cancels.find({"_id": {"$in": list(request_ids)}, "expires_at": {"$gt": now}})
+        return {
+            doc["_id"]: PendingCancel(
+                request_id=doc["_id"],
+                reason=doc.get("reason"),
+                user_id=doc.get("user_id"),
+                admin=bool(doc.get("admin")),
+                expires_at=doc["expires_at"],
+            )
+            async for doc in cursor
+        }
+
+    async def forget_cancel(self, request_id: str) -> None:
+        await self.cancels.delete_one({"_id": request_id})
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _update(
+        self, guard: Document, changes: Mapping[str, Any], events: Sequence[OutboxEntry]
+    ) -> Task | None:
+        update: Document = {"$set": dict(changes)}
+        if events:
+            update["$push"] = {"events": {"$each": [e.model_dump() for e in events]}}
+        doc = await self.tasks.find_one_and_update(
+            guard, update, return_document=ReturnDocument.AFTER
+        )
+        return _task(doc)
+
+
+def _task(doc: Document | None) -> Task | None:
+    return Task.from_document(doc) if doc is not None else None

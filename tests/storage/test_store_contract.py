@@ -1,0 +1,189 @@
+"""One suite for every task store: the in-memory one (no server) and MongoDB (the real server).
+
+What the engine relies on is written here once; both implementations must pass it, so that the
+in-process tier's tests on `MemoryTaskStore` say something about production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from consumers.storage.base import PendingCancel, TaskStore
+from consumers.storage.memory import MemoryTaskStore
+from consumers.storage.mongo import MongoTaskStore
+from consumers.storage.task import OutboxEntry
+from schemas.status import TaskStatus
+from tests.factories import make_task
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("mongo", marks=pytest.mark.integration)],
+)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[TaskStore]:
+    if request.param == "memory":
+        yield MemoryTaskStore()
+        return
+    request.getfixturevalue("services_ready")  # a sync fixture: starts the servers if needed
+    port = os.environ.get("MONGO_PORT", "27017")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{port}", tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    name = f"store_{uuid.uuid4().hex[:12]}"
+    mongo = MongoTaskStore(client, name)
+    await mongo.ensure_indexes()
+    yield mongo
+    await client.drop_database(name)
+    await client.close()
+
+
+def entry(sequence: int, status: str) -> OutboxEntry:
+    return OutboxEntry(kind="status", body={"sequence": sequence, "status": status})
+
+
+async def test_insert_reports_duplicates_by_request_id(store: TaskStore) -> None:
+    first = make_task(request_id="dup-1")
+    assert await store.insert_many([first]) == set()
+    again = make_task(request_id="dup-1")
+    other = make_task(request_id="dup-2")
+    assert await store.insert_many([other, again]) == {1}
+    found = await store.find_by_request_id("dup-1")
+    assert found is not None and found.id == first.id
+    assert found.status is TaskStatus.ACCEPTED and found.events[0].body["status"] == "accepted"
+
+
+async def test_insert_of_one_duplicate_alone(store: TaskStore) -> None:
+    await store.insert_many([make_task(request_id="solo")])
+    assert await store.insert_many([make_task(request_id="solo")]) == {0}
+
+
+async def test_move_is_guarded_by_owner_and_sequence(store: TaskStore) -> None:
+    task = make_task()
+    await store.insert_many([task])
+    moved = await store.move(
+        task, "me", {"status": "submitted", "sequence": 2}, [entry(2, "submitted")]
+    )
+    assert moved is not None and moved.status is TaskStatus.SUBMITTED
+    assert [e.body["status"] for e in moved.events] == ["accepted", "submitted"]
+    # The same version again (a stale writer), or another owner: refused.
+    assert await store.move(task, "me", {"upstream_status": "x"}) is None
+    assert await store.move(moved, "someone-else", {"upstream_status": "x"}) is None
+    stored = await store.get(task.id)
+    assert stored is not None and stored.upstream_status is None and stored.sequence == 2
+
+
+async def test_concurrent_moves_of_one_version_let_exactly_one_through(store: TaskStore) -> None:
+    task = make_task()
+    await store.insert_many([task])
+    results = await asyncio.gather(
+        *(store.move(task, "me", {"sequence": 2, "upstream_status": str(i)}) for i in range(20))
+    )
+    assert sum(r is not None for r in results) == 1
+
+
+async def test_a_requested_cancel_stops_ordinary_moves_but_not_the_cancel_step(
+    store: TaskStore,
+) -> None:
+    task = make_task()
+    await store.insert_many([task])
+    at = datetime.now(UTC)
+    marked = await store.request_cancel(task.id, "changed my mind", "other", at, at)
+    assert marked is not None and marked.cancel_requested_at is not None
+    assert marked.lease_owner == "other" and marked.cancel_reason == "changed my mind"
+    assert await store.move(marked, "other", {"upstream_status": "x"}) is None
+    done = await store.move(
+        marked, "other", {"status": "cancelled", "sequence": 2}, even_if_cancelling=True
+    )
+    assert done is not None and done.status is TaskStatus.CANCELLED
+    # Terminal now: a second cancel finds nothing to do.
+    assert await store.request_cancel(task.id, None, "me", at, at) is None
+
+
+async def test_a_second_cancel_keeps_the_first_reason(store: TaskStore) -> None:
+    task = make_task()
+    await store.insert_many([task])
+    at = datetime.now(UTC)
+    await store.request_cancel(task.id, "first", "a", at, at)
+    again = await store.request_cancel(task.id, "second", "b", at, at + timedelta(seconds=5))
+    assert again is not None and again.cancel_reason == "first" and again.lease_owner == "b"
+
+
+async def test_record_submit_needs_the_same_ticket_and_an_accepted_task(store: TaskStore) -> None:
+    task = make_task(submit_ticket="t-1")
+    await store.insert_many([task])
+    assert await store.record_submit(task.id, "t-0", {"upstream_task_id": "u"}, []) is None
+    # Whoever holds the lease now (even after a takeover or a cancel request), it lands.
+    at = datetime.now(UTC)
+    await store.request_cancel(task.id, None, "other", at, at)
+    recorded = await store.record_submit(
+        task.id, "t-1", {"status": "submitted", "sequence": 2, "upstream_task_id": "u"}, []
+    )
+    assert recorded is not None and recorded.upstream_task_id == "u"
+    assert await store.record_submit(task.id, "t-1", {"upstream_task_id": "v"}, []) is None
+
+
+async def test_old_documents_without_new_fields_load_and_move(store: TaskStore) -> None:
+    task = make_task()
+    await store.insert_many([task])
+    loaded = await store.get(task.id)
+    assert loaded is not None and loaded.cancel_requested_at is None and loaded.submit_ticket is None
+    assert await store.move(loaded, "me", {"upstream_status": "PENDING"}) is not None
+
+
+async def test_leases_renew_claim_and_release(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    mine = make_task(owner="a", now=now, lease_s=10)
+    expired = make_task(owner="b", now=now, lease_s=-1)
+    await store.insert_many([mine, expired])
+    assert await store.renew_leases("a", now + timedelta(seconds=20)) == 1
+    assert await store.held_task_ids("a") == {mine.id}
+    claimed = await store.claim_expired("a", now, now + timedelta(seconds=20), 10)
+    assert [t.id for t in claimed] == [expired.id] and claimed[0].lease_owner == "a"
+    # Claimed once: nothing left to claim.
+    assert await store.claim_expired("c", now, now + timedelta(seconds=20), 10) == []
+    assert await store.release_leases("a", keep={mine.id}, now=now) == 1
+    assert await store.held_task_ids("a") == {mine.id}
+
+
+async def test_finished_tasks_leave_the_scans(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    task = make_task(owner="a", now=now, lease_s=-1)
+    await store.insert_many([task])
+    await store.mark_finished(task.id, 1)
+    assert await store.held_task_ids("a") == set()
+    assert await store.claim_expired("b", now, now, 10) == []
+    stored = await store.get(task.id)
+    assert stored is not None and stored.active is False and stored.published == 1
+
+
+async def test_get_many_returns_the_known_ones(store: TaskStore) -> None:
+    one, two = make_task(), make_task()
+    await store.insert_many([one, two])
+    found = await store.get_many([one.id, two.id, "unknown"])
+    assert sorted(t.id for t in found) == sorted([one.id, two.id])
+
+
+async def test_pending_cancels_expire(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    live = PendingCancel("early-1", "oops", "u-1", False, now + timedelta(seconds=60))
+    old = PendingCancel("early-2", None, None, True, now - timedelta(seconds=1))
+    await store.remember_cancel(live)
+    await store.remember_cancel(old)
+    found = await store.pending_cancels(["early-1", "early-2", "early-3"], now)
+    assert list(found) == ["early-1"]
+    assert found["early-1"].reason == "oops" and found["early-1"].user_id == "u-1"
+    await store.forget_cancel("early-1")
+    assert await store.pending_cancels(["early-1"], now) == {}
+
+
+async def test_clock_is_the_databases(store: TaskStore) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    moment = await store.clock()
+    assert moment.tzinfo is not None and before < moment < before + timedelta(seconds=60)
