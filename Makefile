@@ -10,15 +10,32 @@ PYTEST_ARGS ?=
 # make test KEEP_SERVICES=1 leaves the services running afterwards.
 KEEP_SERVICES ?=
 
-.PHONY: install services services-stop services-status run test check bench
+.PHONY: install lock services services-stop services-status run test check bench
 
 install: $(VENV)/.installed
 
-# Re-installs only when pyproject.toml changes (the install is editable).
-$(VENV)/.installed: pyproject.toml
+# Installs the pinned, hash-checked dev lock (runtime + dev tools) with plain pip, then the
+# project itself, editable, without dependencies. Re-installs only when pyproject.toml or the
+# lock changes. It adds and updates packages but never removes any: rm -rf $(VENV) for an exact one.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch $@
+
+# Regenerates requirements.lock (runtime) and requirements-dev.lock (runtime + dev extra) from
+# pyproject.toml, with hashes, for CPython 3.11 on Linux, using uv (installed into $(VENV) at the
+# version below). Pins still allowed by pyproject.toml are kept; `make lock LOCK_ARGS=--upgrade`
+# moves everything to the newest allowed (`LOCK_ARGS='-P httpx'` moves one package).
+UV_VERSION ?= 0.13.9
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform linux \
+	--generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS)
+lock:
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --disable-pip-version-check -q 'uv==$(UV_VERSION)'
+	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	$(UV_COMPILE) pyproject.toml --extra dev -c requirements.lock -o requirements-dev.lock
 
 services: install
 	$(SERVICES) start
