@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import uuid
 from functools import cached_property
 
 from pydantic import Field, SecretStr, field_validator
@@ -57,7 +58,14 @@ class Settings(BaseSettings):
     task_timeout_s: int = Field(default=3600, ge=60, le=86400)
     max_in_flight: int = Field(default=10_000, ge=1)
     lease_ttl_s: float = Field(default=30.0, gt=0)
-    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Unique per process even where replicas share a host name and all run as pid 1.
+    instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    )
+    # A task found with a submit sent but never recorded is sent again only after this long
+    # (its first instance may still be recording it): longer than a submit call can take.
+    submit_record_grace_s: float = Field(default=40.0, ge=0)
+    cancel_memory_s: float = Field(default=3600.0, ge=0)
     # Poll schedule: first query near the model's typical duration (or POLL_FIRST_S when set),
     # then every POLL_INTERVAL_MIN_S growing by half each time up to POLL_INTERVAL_MAX_S.
     poll_first_s: float | None = Field(default=None, ge=0)
@@ -70,6 +78,7 @@ class Settings(BaseSettings):
 
     # Service
     metrics_port: int = Field(default=9400, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
     auth_mode: str = "none"
     auth_jwt_secret: SecretStr | None = None
     auth_jwt_public_key: str | None = None

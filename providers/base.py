@@ -9,7 +9,7 @@ as opaque text for events (`upstream_code`, `upstream_status`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -160,8 +160,18 @@ class Provider(ABC):
     running_slots: RunningSlots  # running tasks per model against `limits`; the runner keeps it
 
     @abstractmethod
-    async def submit(self, request_id: str, model: str, parameters: ModelParameters) -> Submitted:
-        """Create the vendor task (waits for the submit rate limit). Raises ProviderError."""
+    async def submit(
+        self,
+        request_id: str,
+        model: str,
+        parameters: ModelParameters,
+        *,
+        on_send: Callable[[], None] | None = None,
+    ) -> Submitted:
+        """Create the vendor task (waits for the submit rate limit). Raises ProviderError.
+
+        `on_send` is called after the wait, right before the request leaves, with nothing
+        awaited in between: an exception it raises stops the submit for certain."""
 
     @abstractmethod
     async def poll(self, upstream_task_id: str, key_id: str) -> PollResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import ClassVar, Self
 
 import httpx
@@ -94,11 +95,18 @@ class HttpProvider(Provider):
     def key_ids(self) -> tuple[str, ...]:
         return self._keys.key_ids
 
-    async def submit(self, request_id: str, model: str, parameters: ModelParameters) -> Submitted:
+    async def submit(
+        self,
+        request_id: str,
+        model: str,
+        parameters: ModelParameters,
+        *,
+        on_send: Callable[[], None] | None = None,
+    ) -> Submitted:
         key_id, key = self._keys.next()
         request = self.wire.build_submit(model, parameters, request_id, key)
         await self._submits[model].acquire()
-        response = await self._send(request)
+        response = await self._send(request, on_send)
         task = self.wire.parse_submit(response.status_code, response.headers, response.body)
         log.info(
             "%s task %s created for %s (key %s)",
@@ -125,8 +133,12 @@ class HttpProvider(Provider):
         response = await self._send(request)
         return self.wire.parse_cancel(response.status_code, response.headers, response.body)
 
-    async def _send(self, request: HttpRequest) -> HttpResponse:
+    async def _send(
+        self, request: HttpRequest, on_send: Callable[[], None] | None = None
+    ) -> HttpResponse:
         async with self._connections:
+            if on_send is not None:
+                on_send()
             return await send(self._client, request, self.wire.VENDOR)
 
     async def aclose(self) -> None:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from consumers.storage.task import OutboxEntry, Task
 from schemas.errors import ErrorInfo
 from schemas.events import (
     CompletedEvent,
@@ -40,41 +41,37 @@ def rejected_task_id(topic: str, partition: int, offset: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"rejected:{topic}:{partition}:{offset}"))
 
 
-def status_event(
-    task: Mapping[str, Any], status: TaskStatus, *, error: ErrorInfo | None = None
-) -> dict[str, Any]:
+def status_event(task: Task, status: TaskStatus, *, error: ErrorInfo | None = None) -> OutboxEntry:
     """The outbox entry of the task's next status (its sequence is the task's plus one)."""
-    sequence = int(task.get("sequence", 0)) + 1
+    sequence = task.sequence + 1
     event = StatusEvent(
-        event_id=event_id(task["_id"], sequence),
-        request_id=task["request_id"],
-        task_id=task["_id"],
+        event_id=event_id(task.id, sequence),
+        request_id=task.request_id,
+        task_id=task.id,
         sequence=sequence,
         status=status,
-        provider=task.get("provider"),
-        model=task.get("model"),
-        upstream_task_id=task.get("upstream_task_id"),
-        upstream_status=task.get("upstream_status"),
+        provider=task.provider,
+        model=task.model,
+        upstream_task_id=task.upstream_task_id,
+        upstream_status=task.upstream_status,
         error=error,
-        user_id=task.get("user_id"),
-        tenant_id=task.get("tenant_id"),
-        metadata=json.loads(task["metadata_json"]) if task.get("metadata_json") else None,
+        user_id=task.user_id,
+        tenant_id=task.tenant_id,
+        metadata=json.loads(task.metadata_json) if task.metadata_json else None,
         timestamp=utc_timestamp(),
     )
-    return {"kind": STATUS, "body": event.model_dump(mode="json")}
+    return OutboxEntry(kind=STATUS, body=event.model_dump(mode="json"))
 
 
-def completed_event(
-    status_entry: Mapping[str, Any], result: TaskResult, timings: Timings
-) -> dict[str, Any]:
+def completed_event(status_entry: OutboxEntry, result: TaskResult, timings: Timings) -> OutboxEntry:
     """The outbox entry of `video.completed`, sharing the completed status event's envelope."""
-    envelope = dict(status_entry["body"])
+    envelope = dict(status_entry.body)
     envelope.update(
         event_type="completed",
         event_id=event_id(envelope["task_id"], envelope["sequence"], COMPLETED),
     )
     event = CompletedEvent.model_validate({**envelope, "result": result, "timings": timings})
-    return {"kind": COMPLETED, "body": event.model_dump(mode="json")}
+    return OutboxEntry(kind=COMPLETED, body=event.model_dump(mode="json"))
 
 
 def rejected_status_event(

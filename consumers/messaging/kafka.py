@@ -99,7 +99,12 @@ async def ensure_topics(settings: Settings) -> None:
         # Three copies where the cluster has three brokers; fewer on a small dev cluster.
         brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
         replication = min(3, brokers)
-        topics = [NewTopic(name, settings.topic_partitions, replication) for name in missing]
+        # With copies to spare, acks=all waits for all but one: a broker may be down.
+        configs = {"min.insync.replicas": str(replication - 1)} if replication > 1 else {}
+        topics = [
+            NewTopic(name, settings.topic_partitions, replication, topic_configs=configs)
+            for name in missing
+        ]
         try:
             response = await admin.create_topics(topics)
         except TopicAlreadyExistsError:

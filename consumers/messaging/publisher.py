@@ -1,32 +1,99 @@
-"""Publishing events to Kafka: keyed by `request_id`, with `reply_topic` copies."""
+"""Publishing events to Kafka: keyed by `request_id`, with best-effort `reply_topic` copies.
+
+The standard topics are the truth: their sends are awaited until Kafka has them (acks=all), and
+a failure raises, so the task's outbox publishes them again later. A copy to a producer's
+`reply_topic` must never hold a task up (the topic may not exist, or not be writable): copies go
+through one small queue per reply topic, in order, each send bounded in time; a copy that fails
+is logged, counted and skipped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from faststream.kafka import KafkaBroker
+from consumers.storage.task import OutboxEntry
 
-from consumers.messaging.events import COMPLETED, STATUS
-from consumers.settings import Settings
+log = logging.getLogger("video.publisher")
+
+# Sends a value to a topic and returns once the send is queued; awaiting the result confirms it.
+Send = Callable[[bytes, str, bytes | None], Awaitable[Awaitable[Any]]]
+
+STATUS = "status"
+COMPLETED = "completed"
+REPLY_SEND_TIMEOUT_S = 10.0
+REPLY_QUEUE_LIMIT = 10_000
 
 
-def _encode(body: Mapping[str, Any]) -> bytes:
+def encode(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+class ReplyCopies:
+    """Best-effort copies to reply topics: in order per topic, never blocking the caller."""
+
+    def __init__(self, send: Send, on_failure: Callable[[], None]) -> None:
+        self._send = send
+        self._on_failure = on_failure
+        self._queues: dict[str, asyncio.Queue[tuple[bytes, bytes]]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    def copy(self, topic: str, key: bytes, value: bytes) -> None:
+        queue = self._queues.get(topic)
+        if queue is None:
+            queue = self._queues[topic] = asyncio.Queue(REPLY_QUEUE_LIMIT)
+            self._workers.append(asyncio.create_task(self._drain(topic, queue)))
+        try:
+            queue.put_nowait((key, value))
+        except asyncio.QueueFull:
+            self._failed(topic, key, "its queue is full")
+
+    async def _drain(self, topic: str, queue: asyncio.Queue[tuple[bytes, bytes]]) -> None:
+        while True:
+            key, value = await queue.get()
+            try:
+                async with asyncio.timeout(REPLY_SEND_TIMEOUT_S):
+                    await (await self._send(value, topic, key))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(topic, key, repr(exc))
+
+    def _failed(self, topic: str, key: bytes, why: str) -> None:
+        self._on_failure()
+        log.warning(
+            "copy of an event of %s to reply topic %s skipped: %s",
+            key.decode(errors="replace"),
+            topic,
+            why,
+        )
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+
 class EventPublisher:
-    def __init__(self, broker: KafkaBroker, settings: Settings) -> None:
-        self._broker = broker
-        self._topics = {STATUS: settings.topic_status, COMPLETED: settings.topic_completed}
-        self._dlq = settings.topic_dlq
+    def __init__(
+        self,
+        send: Send,
+        topics: Mapping[str, str],
+        dead_letter_topic: str,
+        on_reply_failure: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._send = send
+        self._topics = dict(topics)  # outbox kind -> topic
+        self._dlq = dead_letter_topic
+        self.replies = ReplyCopies(send, on_reply_failure)
 
     async def publish_entries(
-        self, request_id: str, entries: Sequence[Mapping[str, Any]], reply_topic: str | None
+        self, request_id: str, entries: Sequence[OutboxEntry], reply_topic: str | None
     ) -> None:
-        """Publish outbox entries in order and wait until Kafka has them all (acks=all).
+        """Publish outbox entries in order and wait until Kafka has them all.
 
         The sends are issued back to back and confirmed together: one key means one partition,
         and the idempotent producer keeps their order.
@@ -34,28 +101,16 @@ class EventPublisher:
         key = request_id.encode()
         pending = []
         for entry in entries:
-            value = _encode(entry["body"])
-            topics = [self._topics[entry["kind"]]]
+            value = encode(entry.body)
+            pending.append(await self._send(value, self._topics[entry.kind], key))
             if reply_topic:
-                topics.append(reply_topic)
-            for topic in topics:
-                pending.append(await self._send(value, topic, key))
+                self.replies.copy(reply_topic, key, value)
         await asyncio.gather(*pending)
 
-    async def publish_status(self, body: Mapping[str, Any]) -> asyncio.Future[Any]:
-        return await self._send(_encode(body), self._topics[STATUS], body["request_id"].encode())
+    async def publish_status(self, body: Mapping[str, Any]) -> Awaitable[Any]:
+        return await self._send(encode(body), self._topics[STATUS], body["request_id"].encode())
 
     async def publish_dead_letter(
         self, body: Mapping[str, Any], key: bytes | None
-    ) -> asyncio.Future[Any]:
-        return await self._send(_encode(body), self._dlq, key)
-
-    async def _send(self, value: bytes, topic: str, key: bytes | None) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = await self._broker.publish(
-            value,
-            topic,
-            key=key,
-            headers={"content-type": "application/json"},
-            no_confirm=True,
-        )
-        return future
+    ) -> Awaitable[Any]:
+        return await self._send(encode(body), self._dlq, key)

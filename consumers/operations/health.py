@@ -1,4 +1,8 @@
-"""The metrics and health endpoint: `/metrics` and `/healthz` on METRICS_PORT.
+"""The metrics and health endpoint on METRICS_PORT: `/metrics`, `/livez`, `/readyz`.
+
+`/livez` answers as long as the process and its event loop do (it is served on that loop): use
+it for liveness, so that a MongoDB or Kafka outage does not restart every instance. `/readyz`
+(and its older name `/healthz`) also checks Kafka and MongoDB.
 
 A few lines of asyncio HTTP serve two GET paths; no web framework is needed for that.
 """
@@ -34,7 +38,9 @@ class HealthServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self._host, self._port)
-        log.info("metrics on http://%s:%d/metrics, health on /healthz", self._host, self._port)
+        log.info(
+            "metrics on http://%s:%d/metrics, health on /livez, /readyz", self._host, self._port
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -66,7 +72,9 @@ class HealthServer:
                     CONTENT_TYPE_LATEST,
                     generate_latest(self._registry),
                 )
-            elif path == "/healthz":
+            elif path == "/livez":
+                status, content_type, body = "200 OK", "application/json", b'{"status":"ok"}'
+            elif path in ("/readyz", "/healthz"):
                 checks = await self.health()
                 ok = all(checks.values())
                 status = "200 OK" if ok else "503 Service Unavailable"
@@ -76,7 +84,7 @@ class HealthServer:
                 status, content_type, body = (
                     "404 Not Found",
                     "text/plain",
-                    b"try /metrics or /healthz\n",
+                    b"try /metrics, /livez or /readyz\n",
                 )
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"

@@ -82,6 +82,11 @@ class Metrics:
             "Tasks claimed after another instance's lease expired.",
             registry=r,
         )
+        self.reply_copies_failed = Counter(
+            "video_reply_copies_failed_total",
+            "Event copies to a request's reply_topic that could not be delivered (skipped).",
+            registry=r,
+        )
         self.intake_paused = Gauge(
             "video_intake_paused",
             "1 while request consumption is paused because MAX_IN_FLIGHT is reached.",

@@ -23,6 +23,7 @@ class Identity:
     user_id: str | None
     tenant_id: str | None
     models: frozenset[str] | None  # None: any model
+    admin: bool = False  # the token's `scope` claim holds `video:admin`: may cancel any task
 
     def mismatch(self, user_id: str | None, tenant_id: str | None) -> str | None:
         if user_id is not None and user_id != self.user_id:
@@ -30,6 +31,10 @@ class Identity:
         if tenant_id is not None and tenant_id != self.tenant_id:
             return "tenant_id: does not match the token's tenant_id claim"
         return None
+
+    def may_cancel(self, user_id: str | None, tenant_id: str | None) -> str | None:
+        """Why this identity may not cancel a task of `user_id`/`tenant_id` (None: it may)."""
+        return None if self.admin else self.mismatch(user_id, tenant_id)
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -87,4 +92,17 @@ class Authenticator:
             user_id=str(claims["sub"]) if claims.get("sub") is not None else None,
             tenant_id=str(claims["tenant_id"]) if claims.get("tenant_id") is not None else None,
             models=frozenset(models) if models is not None else None,
+            admin=ADMIN_SCOPE in _scopes(claims.get("scope")),
         )
+
+
+ADMIN_SCOPE = "video:admin"
+
+
+def _scopes(claim: object) -> set[str]:
+    """OAuth's space-separated `scope` string, or a list of strings."""
+    if isinstance(claim, str):
+        return set(claim.split())
+    if isinstance(claim, list):
+        return {s for s in claim if isinstance(s, str)}
+    return set()

@@ -10,8 +10,8 @@ import asyncio
 import logging
 from typing import Any
 
+from consumers.engine.scheduler import Scheduler
 from consumers.operations.metrics import Metrics
-from consumers.runner import TaskRunner
 
 log = logging.getLogger("video.backpressure")
 
@@ -19,12 +19,11 @@ RESUME_FRACTION = 0.9  # resume below 90% of the limit, so intake does not flap
 
 
 class Backpressure:
-    def __init__(self, subscriber: Any, runner: TaskRunner, limit: int, metrics: Metrics) -> None:
+    def __init__(self, subscriber: Any, scheduler: Scheduler, limit: int, metrics: Metrics) -> None:
         self._subscriber = subscriber
-        self._runner = runner
+        self._scheduler = scheduler
         self._limit = limit
         self._metrics = metrics
-        self._freed = runner.capacity_listener()
         self._resumer: asyncio.Task[None] | None = None
 
     @property
@@ -34,7 +33,7 @@ class Backpressure:
     def check(self) -> None:
         """Called after each stored batch."""
         consumer = self._subscriber.consumer
-        if self._runner.held < self._limit or consumer is None:
+        if self._scheduler.held < self._limit or consumer is None:
             return
         # Pausing again is harmless and covers partitions assigned by a rebalance meanwhile.
         consumer.pause(*consumer.assignment())
@@ -43,20 +42,18 @@ class Backpressure:
         self._metrics.intake_paused.set(1)
         log.warning(
             "%d tasks in flight (MAX_IN_FLIGHT=%d): request intake paused",
-            self._runner.held,
+            self._scheduler.held,
             self._limit,
         )
         self._resumer = asyncio.create_task(self._resume_when_room())
 
     async def _resume_when_room(self) -> None:
-        while self._runner.held >= self._limit * RESUME_FRACTION:
-            self._freed.clear()
-            await self._freed.wait()
+        await self._scheduler.wait_for_room(int(self._limit * RESUME_FRACTION) or 1)
         consumer = self._subscriber.consumer
         if consumer is not None:
             consumer.resume(*consumer.assignment())
         self._metrics.intake_paused.set(0)
-        log.info("%d tasks in flight: request intake resumed", self._runner.held)
+        log.info("%d tasks in flight: request intake resumed", self._scheduler.held)
 
     async def stop(self) -> None:
         if self._resumer is not None:

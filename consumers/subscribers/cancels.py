@@ -10,11 +10,12 @@ from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 from pydantic import ValidationError
 
-from consumers.subscribers.auth import Authenticator, AuthError
+from consumers.engine.engine import Engine
+from consumers.errors import INFRA_ERRORS
 from consumers.messaging.kafka import undecoded
-from consumers.subscribers.requests import RETRY_PAUSE_S
-from consumers.runner import INFRA_ERRORS, TaskRunner
 from consumers.settings import Settings
+from consumers.subscribers.auth import Authenticator, AuthError
+from consumers.subscribers.requests import RETRY_PAUSE_S
 from consumers.subscribers.validation import describe_validation_error
 from schemas.events import CancelEvent
 
@@ -35,7 +36,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
     @subscriber
     async def on_cancel(
         msg: KafkaMessage,
-        runner: Annotated[TaskRunner, Context("runner")],
+        engine: Annotated[Engine, Context("engine")],
         auth: Annotated[Authenticator, Context("auth")],
     ) -> None:
         try:
@@ -48,7 +49,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
             log.warning("cancel ignored, invalid: %s", describe_validation_error(exc))
             return
         try:
-            await runner.cancel(cancel.request_id, cancel.reason, identity)
+            await engine.cancels.cancel(cancel.request_id, cancel.reason, identity)
         except INFRA_ERRORS:
             await asyncio.sleep(RETRY_PAUSE_S)  # then NACK: read again, without a hot loop
             raise

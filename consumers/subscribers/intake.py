@@ -10,18 +10,19 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from consumers.engine.engine import Engine
 from consumers.messaging import events
-from consumers.subscribers.auth import Authenticator
-from consumers.operations.metrics import Metrics
 from consumers.messaging.publisher import EventPublisher
-from consumers.runner import TaskRunner
+from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
-from consumers.store import Task, TaskStore, now
+from consumers.storage.base import TaskStore
+from consumers.storage.task import Task
+from consumers.subscribers.auth import Authenticator
 from consumers.subscribers.validation import Accepted, Rejected, validate_request
 from schemas.status import TaskStatus
 
@@ -45,21 +46,21 @@ class Intake:
         self,
         *,
         store: TaskStore,
-        runner: TaskRunner,
+        engine: Engine,
         publisher: EventPublisher,
         settings: Settings,
         metrics: Metrics,
         auth: Authenticator,
     ) -> None:
         self.store = store
-        self.runner = runner
+        self.engine = engine
         self.publisher = publisher
         self.settings = settings
         self.metrics = metrics
         self.auth = auth
 
     async def handle(self, records: Sequence[Record]) -> None:
-        confirmations: list[asyncio.Future[Any]] = []
+        confirmations: list[Awaitable[Any]] = []
         tasks: list[Task] = []
         for record in records:
             outcome = validate_request(record.value, record.headers, self.settings, self.auth)
@@ -69,15 +70,17 @@ class Intake:
                 tasks.append(self._new_task(outcome))
 
         duplicates = await self.store.insert_many(tasks)
+        stored = [task for position, task in enumerate(tasks) if position not in duplicates]
+        await self.engine.cancels.apply_pending(stored)
         for position, task in enumerate(tasks):
             if position in duplicates:
-                await self._republish_current(task["request_id"])
+                await self._republish_current(task.request_id)
             else:
-                self.metrics.statuses.labels(task["provider"], task["model"], task["status"]).inc()
-                self.runner.adopt(task)
+                self.metrics.statuses.labels(task.provider, task.model, str(task.status)).inc()
+                self.engine.adopt(task.id)
         await asyncio.gather(*confirmations)
 
-    async def _reject(self, record: Record, rejected: Rejected) -> list[asyncio.Future[Any]]:
+    async def _reject(self, record: Record, rejected: Rejected) -> list[Awaitable[Any]]:
         error = rejected.error
         self.metrics.rejected.labels(str(error.code)).inc()
         log.info(
@@ -117,36 +120,34 @@ class Intake:
         task = await self.store.find_by_request_id(request_id)
         if task is None:
             return
-        last_status = [e for e in task.get("events", []) if e["kind"] == events.STATUS][-1:]
-        log.info("duplicate request_id %s: re-publishing its %s status", request_id, task["status"])
-        await self.publisher.publish_entries(request_id, last_status, task.get("reply_topic"))
+        last_status = [e for e in task.events if e.kind == events.STATUS][-1:]
+        log.info("duplicate request_id %s: re-publishing its %s status", request_id, task.status)
+        await self.publisher.publish_entries(request_id, last_status, task.reply_topic)
 
     def _new_task(self, accepted: Accepted) -> Task:
         request = accepted.request
-        created = now()
+        clock = self.engine.clock
         timeout_s = request.timeout_s or self.settings.task_timeout_s
-        task: Task = {
-            "_id": str(uuid.uuid4()),
-            "request_id": request.request_id,
-            "provider": accepted.spec.provider,
-            "model": accepted.spec.name,
-            "params": accepted.parameters.model_dump(mode="json", exclude_none=True),
-            "prompt": accepted.parameters.prompt,
-            "resolution": accepted.parameters.resolution_label(),
-            "user_id": request.user_id,
-            "tenant_id": request.tenant_id,
-            # As JSON text: the producer's keys may hold "." or "$", which MongoDB fields may not.
-            "metadata_json": json.dumps(request.metadata) if request.metadata is not None else None,
-            "reply_topic": request.reply_topic,
-            "timeout_s": timeout_s,
-            "deadline_at": created + timedelta(seconds=timeout_s),
-            "created_at": created,
-            "sequence": 0,
-            "published": 0,
-            "active": True,
-            "lease_owner": self.runner.owner,
-            "lease_until": created + timedelta(seconds=self.settings.lease_ttl_s),
-        }
+        created = clock.now()
+        task = Task(
+            id=str(uuid.uuid4()),
+            request_id=request.request_id,
+            provider=accepted.spec.provider,
+            model=accepted.spec.name,
+            params=accepted.parameters.model_dump(mode="json", exclude_none=True),
+            prompt=accepted.parameters.prompt,
+            resolution=accepted.parameters.resolution_label(),
+            user_id=request.user_id,
+            tenant_id=request.tenant_id,
+            metadata_json=json.dumps(request.metadata) if request.metadata is not None else None,
+            reply_topic=request.reply_topic,
+            timeout_s=timeout_s,
+            created_at=created,
+            deadline_at=created + timedelta(seconds=timeout_s),
+            lease_owner=self.engine.owner,
+            lease_until=clock.after(self.settings.lease_ttl_s),
+        )
         accepted_event = events.status_event(task, TaskStatus.ACCEPTED)
-        task.update(status=str(TaskStatus.ACCEPTED), sequence=1, events=[accepted_event])
-        return task
+        return task.model_copy(
+            update={"status": TaskStatus.ACCEPTED, "sequence": 1, "events": [accepted_event]}
+        )

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 
-from consumers.subscribers.backpressure import Backpressure
-from consumers.subscribers.intake import Intake, Record
 from consumers.messaging.kafka import undecoded
 from consumers.settings import Settings
+from consumers.subscribers.backpressure import Backpressure
+from consumers.subscribers.intake import Intake, Record
 
 log = logging.getLogger("video.requests")
 

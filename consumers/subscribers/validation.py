@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consumers.subscribers.auth import Authenticator, AuthError
 from consumers.settings import Settings
+from consumers.subscribers.auth import Authenticator, AuthError
 from providers.base import ModelParameters, ModelSpec
 from providers.registry import InvalidParameters, UnknownModel, get_model, validate_parameters
 from schemas.errors import ErrorCode, ErrorInfo

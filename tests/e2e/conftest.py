@@ -126,6 +126,7 @@ class Deployment:
             "RETRY_BASE_S": "0.1",
             "RETRY_MAX_S": "0.5",
             "LEASE_TTL_S": "3",
+            "SUBMIT_RECORD_GRACE_S": "2",
             "LOG_LEVEL": "INFO",
             **self.topics.env(),
         }

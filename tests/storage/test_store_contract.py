@@ -133,7 +133,9 @@ async def test_old_documents_without_new_fields_load_and_move(store: TaskStore) 
     task = make_task()
     await store.insert_many([task])
     loaded = await store.get(task.id)
-    assert loaded is not None and loaded.cancel_requested_at is None and loaded.submit_ticket is None
+    assert (
+        loaded is not None and loaded.cancel_requested_at is None and loaded.submit_ticket is None
+    )
     assert await store.move(loaded, "me", {"upstream_status": "PENDING"}) is not None
 
 

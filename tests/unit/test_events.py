@@ -2,22 +2,23 @@ import base64
 
 from consumers.messaging import events
 from schemas import ErrorCode, ErrorInfo, TaskStatus
+from tests.factories import make_task
 
-TASK = {
-    "_id": "task-1",
-    "request_id": "r-1",
-    "provider": "aliyun",
-    "model": "wanx2.1-t2v-turbo",
-    "sequence": 2,
-    "upstream_task_id": "up-1",
-    "upstream_status": "RUNNING",
-    "metadata_json": '{"a.b": 1, "$c": 2}',
-}
+TASK = make_task(
+    id="task-1",
+    request_id="r-1",
+    provider="aliyun",
+    model="wanx2.1-t2v-turbo",
+    sequence=2,
+    upstream_task_id="up-1",
+    upstream_status="RUNNING",
+    metadata_json='{"a.b": 1, "$c": 2}',
+)
 
 
 def test_status_event_has_next_sequence_and_a_stable_id() -> None:
-    first = events.status_event(TASK, TaskStatus.RUNNING)["body"]
-    again = events.status_event(TASK, TaskStatus.RUNNING)["body"]
+    first = events.status_event(TASK, TaskStatus.RUNNING).body
+    again = events.status_event(TASK, TaskStatus.RUNNING).body
     assert first["sequence"] == 3
     assert first["event_id"] == again["event_id"] == events.event_id("task-1", 3)
     assert first["status"] == "running" and first["event_type"] == "status"
@@ -35,10 +36,10 @@ def test_completed_event_shares_the_envelope_with_its_own_id() -> None:
         videos=[],
     )
     timings = Timings(queued_s=0, generation_s=1, download_s=1, total_s=2)
-    completed = events.completed_event(status, result, timings)["body"]
+    completed = events.completed_event(status, result, timings).body
     assert completed["event_type"] == "completed" and completed["status"] == "completed"
-    assert completed["sequence"] == status["body"]["sequence"]
-    assert completed["event_id"] != status["body"]["event_id"]
+    assert completed["sequence"] == status.body["sequence"]
+    assert completed["event_id"] != status.body["event_id"]
     assert completed["result"]["upstream_task_id"] == "up-1"
 
 

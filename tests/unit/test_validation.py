@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
-from consumers.subscribers.auth import Authenticator
 from consumers.settings import Settings
+from consumers.subscribers.auth import Authenticator
 from consumers.subscribers.validation import Accepted, Rejected, validate_request
 
 SECRET = "test-secret-of-at-least-32-bytes-long"

@@ -1,0 +1,52 @@
+"""What the lifecycle steps share: the parts of one running engine, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from consumers.engine.clock import Clock
+from consumers.engine.gate import SubmitGate
+from consumers.engine.outbox import Outbox
+from consumers.engine.slots import Slots
+from consumers.operations.metrics import Metrics
+from consumers.settings import Settings
+from consumers.storage.base import TaskStore
+from providers.base import Provider
+
+
+@dataclass
+class Progress:
+    """What an actor keeps in memory between steps; lost on restart, and that is fine."""
+
+    next_at: float = 0.0  # database timestamp of the next step
+    polls: int = 0
+    attempts: int = 0  # consecutive transient failures of the current step
+
+
+@dataclass
+class EngineContext:
+    settings: Settings
+    store: TaskStore
+    outbox: Outbox
+    providers: Mapping[str, Provider]
+    metrics: Metrics
+    clock: Clock
+    http: httpx.AsyncClient
+    video_dir: Path
+    allowed_hosts: tuple[str, ...]
+    slots: Slots = field(default_factory=Slots)
+    gate: SubmitGate = field(default_factory=SubmitGate)
+    leases_fresh: Callable[[], bool] = lambda: True
+    downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+
+    @property
+    def owner(self) -> str:
+        return self.outbox.owner
+
+    def seconds_left(self, deadline_ts: float) -> float:
+        return max(0.0, deadline_ts - self.clock.timestamp())

@@ -1,0 +1,142 @@
+"""The task engine assembled: actors, leases, the submit gate, the outbox and cancels.
+
+The subscribers hand it new tasks (`adopt`) and cancel requests (`cancels`); everything else it
+does on its own, from the task store. `stop` is the graceful half of SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import httpx
+
+from consumers.engine import actor
+from consumers.engine.cancels import CancelDesk
+from consumers.engine.clock import Clock
+from consumers.engine.context import EngineContext
+from consumers.engine.gate import SubmitGate
+from consumers.engine.leases import LeaseKeeper
+from consumers.engine.outbox import Outbox
+from consumers.engine.scheduler import Alarm, Scheduler
+from consumers.engine.slots import Slots
+from consumers.errors import INFRA_ERRORS
+from consumers.media.files import sweep_parts
+from consumers.messaging.publisher import EventPublisher
+from consumers.operations.metrics import Metrics
+from consumers.settings import Settings
+from consumers.storage.base import TaskStore
+from providers.base import Provider
+from schemas.status import TaskStatus
+
+log = logging.getLogger("video.engine")
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: TaskStore,
+        publisher: EventPublisher,
+        providers: Mapping[str, Provider],
+        metrics: Metrics,
+        http: httpx.AsyncClient,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.owner = settings.instance_id
+        self.clock = clock or Clock()
+        self.outbox = Outbox(store, publisher, metrics, self.clock, self.owner)
+        self.scheduler = Scheduler(self._run, settings.max_in_flight)
+        self.leases = LeaseKeeper(
+            store,
+            self.scheduler,
+            self.clock,
+            owner=self.owner,
+            ttl_s=settings.lease_ttl_s,
+            metrics=metrics,
+        )
+        self.gate = SubmitGate(self.leases.fresh)
+        self.ctx = EngineContext(
+            settings=settings,
+            store=store,
+            outbox=self.outbox,
+            providers=providers,
+            metrics=metrics,
+            clock=self.clock,
+            http=http,
+            video_dir=Path(settings.video_dir).resolve(),
+            allowed_hosts=settings.allowed_download_hosts(_result_hosts(providers)),
+            slots=Slots(),
+            gate=self.gate,
+            leases_fresh=self.leases.fresh,
+            downloads=asyncio.Semaphore(settings.max_concurrent_downloads),
+        )
+        self.cancels = CancelDesk(
+            store,
+            self.scheduler,
+            self.clock,
+            owner=self.owner,
+            lease_ttl_s=settings.lease_ttl_s,
+            memory_s=settings.cancel_memory_s,
+        )
+        metrics.in_flight.set_function(lambda: self.scheduler.held)
+
+    @property
+    def video_dir(self) -> Path:
+        return self.ctx.video_dir
+
+    def adopt(self, task_id: str) -> None:
+        self.scheduler.adopt(task_id)
+
+    async def start(self) -> None:
+        """Align with the database's clock, sweep old temporary files, start the leases (which
+        resume this instance's tasks and take over orphans)."""
+        try:
+            await self.clock.sync(self.store)
+            await sweep_parts(self.video_dir, self._downloading_elsewhere)
+        except INFRA_ERRORS as exc:
+            log.warning("start-up housekeeping skipped: %r", exc)
+        self.leases.start()
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Refuse new submits and wait for those under way; stop every actor; release the
+        leases of tasks whose state is saved (not of those with an unrecorded submit)."""
+        unresolved = await self.gate.close(grace_s)
+        await self.leases.stop()
+        await self.scheduler.stop()
+        await self.outbox.publisher.replies.stop()
+        try:
+            released = await self.store.release_leases(self.owner, unresolved, self.clock.now())
+            log.info("released %d unfinished tasks for any instance to resume", released)
+        except INFRA_ERRORS as exc:
+            log.warning("leases not released (%r): other instances take over after the TTL", exc)
+
+    async def _run(self, task_id: str, alarm: Alarm) -> None:
+        try:
+            await actor.run(self.ctx, task_id, alarm)
+        finally:
+            self.ctx.slots.release(task_id)
+            self.outbox.forget(task_id)
+
+    async def _downloading_elsewhere(self, task_ids: Collection[str]) -> set[str]:
+        now = self.clock.now()
+        return {
+            t.id
+            for t in await self.store.get_many(task_ids)
+            if t.status is TaskStatus.DOWNLOADING
+            and t.lease_owner not in (None, self.owner)
+            and t.lease_until is not None
+            and t.lease_until > now
+        }
+
+
+def _result_hosts(providers: Mapping[str, Provider]) -> tuple[str, ...]:
+    hosts: tuple[str, ...] = ()
+    for provider in providers.values():
+        hosts += provider.result_host_suffixes
+    return hosts

@@ -1,0 +1,142 @@
+"""The submit step: the one step that pays for a video, so the one that must never run twice.
+
+Before the request leaves, the task stores a fresh submit ticket (guarded by lease and version).
+The vendor's answer is recorded only against that ticket, whoever holds the task by then, and
+the recording write is retried until it lands or the task is seen to have moved on; only then is
+the vendor's task cancelled. A task found with a ticket but no answer (its instance died or
+stalled in the window) is submitted again only after `SUBMIT_RECORD_GRACE_S`, counted as a
+resubmission: that is the one remaining way to pay twice, and README names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from consumers.engine import finish
+from consumers.engine.context import EngineContext, Progress
+from consumers.engine.schedule import poll_delay
+from consumers.errors import INFRA_ERRORS, INFRA_RETRY_S, LeaseLost, ShuttingDown
+from consumers.storage.task import Task
+from providers.base import ModelSpec, Provider, ProviderError, Submitted
+from providers.registry import get_model
+
+log = logging.getLogger("video.engine")
+
+
+async def submit(
+    ctx: EngineContext, task: Task, provider: Provider, progress: Progress
+) -> float | None:
+    """Submit the task upstream; returns the seconds until its next step."""
+    spec = get_model(task.model)
+    if task.submit_unresolved:
+        wait = _grace_left(ctx, task)
+        if wait > 0:
+            return wait
+        _count_resubmission(ctx, task)
+    deadline = task.deadline_at.timestamp()
+    if not await ctx.slots.acquire(task.id, provider, spec.name, ctx.seconds_left(deadline)):
+        return 0.0  # the deadline passed while waiting: the next step ends it
+    ticket = uuid.uuid4().hex
+    task = await ctx.outbox.update(
+        task,
+        {
+            "submit_ticket": ticket,
+            "submit_started_at": ctx.clock.now(),
+            "submit_attempts": task.submit_attempts + 1,
+        },
+    )
+    delay = await ctx.gate.run(task.id, _send_and_record(ctx, task, ticket, provider, spec))
+    progress.polls, progress.attempts = 0, 0
+    progress.next_at = ctx.clock.timestamp() + delay
+    return delay
+
+
+async def _send_and_record(
+    ctx: EngineContext, task: Task, ticket: str, provider: Provider, spec: ModelSpec
+) -> float:
+    parameters = spec.parameters.model_validate(task.params)
+    try:
+        submitted = await provider.submit(
+            task.request_id, spec.name, parameters, on_send=ctx.gate.check_send
+        )
+    except (ShuttingDown, LeaseLost, ProviderError) as exc:
+        if not isinstance(exc, ProviderError) or exc.submit_not_taken:
+            await _drop_ticket(ctx, task)  # nothing left for the vendor: no resubmission later
+        ctx.slots.release(task.id)
+        raise
+    ctx.metrics.upstream_calls.labels(provider.name, "submit", "ok").inc()
+    first_poll = _first_poll_s(ctx, spec)
+    recorded = await _record(ctx, task, ticket, submitted, first_poll)
+    if recorded is None:
+        # Cancelled, or taken over and submitted again meanwhile: nobody will use this one.
+        log.warning(
+            "task %s: moved on during its submit; cancelling %s",
+            task.id,
+            submitted.upstream_task_id,
+        )
+        await finish.cancel_upstream(ctx, task, submitted)
+        ctx.slots.release(task.id)
+        return 0.0
+    await ctx.outbox.flush(recorded)
+    return first_poll
+
+
+async def _record(
+    ctx: EngineContext, task: Task, ticket: str, submitted: Submitted, first_poll_s: float
+) -> Task | None:
+    changes = {
+        "upstream_task_id": submitted.upstream_task_id,
+        "upstream_status": submitted.upstream_status,
+        "key_id": submitted.key_id,
+        "submitted_at": ctx.clock.now(),
+        "next_action_at": ctx.clock.after(first_poll_s),
+        "submit_ticket": None,
+    }
+    while True:
+        try:
+            return await ctx.outbox.record_submit(task, ticket, changes)
+        except INFRA_ERRORS as exc:
+            log.warning(
+                "task %s: recording upstream task %s failed (%r); retrying",
+                task.id,
+                submitted.upstream_task_id,
+                exc,
+            )
+            await asyncio.sleep(INFRA_RETRY_S)
+
+
+async def _drop_ticket(ctx: EngineContext, task: Task) -> None:
+    try:
+        await ctx.outbox.update(task, {"submit_ticket": None}, even_if_cancelling=True)
+    except Exception as exc:  # the next owner then waits out the grace first: slower, not wrong
+        log.info("task %s: submit ticket not cleared (%r)", task.id, exc)
+
+
+def _grace_left(ctx: EngineContext, task: Task) -> float:
+    started = task.submit_started_at.timestamp() if task.submit_started_at else 0.0
+    return started + ctx.settings.submit_record_grace_s - ctx.clock.timestamp()
+
+
+def _count_resubmission(ctx: EngineContext, task: Task) -> None:
+    ctx.metrics.resubmissions.labels(task.provider, task.model).inc()
+    log.warning(
+        "task %s (%s): submitting again; the submit started at %s was never recorded, so %s "
+        "may run this generation twice",
+        task.id,
+        task.request_id,
+        task.submit_started_at,
+        task.provider,
+    )
+
+
+def _first_poll_s(ctx: EngineContext, spec: ModelSpec) -> float:
+    settings = ctx.settings
+    return poll_delay(
+        0,
+        spec.typical_duration_s,
+        settings.poll_first_s,
+        settings.poll_interval_min_s,
+        settings.poll_interval_max_s,
+    )
