@@ -46,6 +46,11 @@ services-stop:
 services-status:
 	@$(SERVICES) status
 
+# Stops the MongoDB-wire server and deletes its data (.devservices/mongo/data.mv).
+.PHONY: services-reset
+services-reset:
+	$(SERVICES) reset
+
 run: install services
 	exec $(VENV)/bin/faststream run consumers.app:app
 

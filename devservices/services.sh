@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Local services for development and tests, without Docker:
 #   * Apache Kafka (KRaft, one combined controller+broker) from Maven Central jars;
-#   * mongo-java-server (MongoDB wire protocol, in-memory backend) from Maven Central jars, run
-#     by our launcher devservices/mongo/MongoServerMain.java. Its data lives in memory only:
-#     every start is an empty server.
+#   * mongo-java-server (MongoDB wire protocol) from Maven Central jars, run by our launcher
+#     devservices/mongo/MongoServerMain.java. Its data is kept on disk (H2 MVStore backend) in
+#     $RUN_DIR/mongo/data.mv across stop/start; `reset` deletes it. MONGO_STORAGE=memory selects
+#     the in-memory backend instead (every start is an empty server).
 #
-# Usage: devservices/services.sh start|stop|status|restart [kafka|mongo ...]
+# Usage: devservices/services.sh start|stop|status|restart|reset [kafka|mongo ...]
 # See devservices/README.md for ports, environment overrides and caches.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
@@ -24,6 +25,8 @@ MONGO_PORT=${MONGO_PORT:-27017}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
 MONGO_HEAP_OPTS=${MONGO_HEAP_OPTS:--Xms128m -Xmx1g}
 MONGO_LOG_LEVEL=${MONGO_LOG_LEVEL:-warn}
+MONGO_STORAGE=${MONGO_STORAGE:-disk} # disk (H2 MVStore file MONGO_DATA_FILE) or memory
+MONGO_DATA_FILE=$RUN_DIR/mongo/data.mv
 READY_TIMEOUT=${DEVSERVICES_READY_TIMEOUT:-120}
 export KAFKA_PORT KAFKA_SASL_PORT MONGO_PORT
 
@@ -73,7 +76,8 @@ running_pid() { # prints the pid if the service started by this checkout is aliv
     f=$(pid_file "$1")
     [[ -f $f ]] || return 1
     pid=$(<"$f")
-    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+    # A zombie (exited, e.g. killed, not yet reaped by init) counts as stopped.
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && still_running "$pid"; then
         echo "$pid"
         return 0
     fi
@@ -290,7 +294,7 @@ while True:
 }
 
 # ---------------------------------------------------------------------------------------------
-# mongo-java-server (MongoDB wire protocol, in memory)
+# mongo-java-server (MongoDB wire protocol; H2 MVStore file or in memory)
 
 mongo_classes() { # compiles the launcher (once per source, pom and Java version), prints the class dir
     local src=$HERE/mongo/MongoServerMain.java cp=$1 key dir tmp
@@ -317,13 +321,33 @@ mongo_classes() { # compiles the launcher (once per source, pom and Java version
     echo "$dir"
 }
 
+mongo_storage_of() { # mongo_storage_of PID: "disk" if that server was given a data file, else "memory"
+    local args
+    args=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true)
+    if [[ $args == *" MongoServerMain "*.mv" "* ]]; then echo disk; else echo memory; fi
+}
+
 start_mongo() {
-    local pid logfile=$RUN_DIR/logs/mongo.log cpfile cp classes
+    local pid logfile=$RUN_DIR/logs/mongo.log cpfile cp classes storage_args=() where
+    [[ $MONGO_STORAGE == disk || $MONGO_STORAGE == memory ]] \
+        || die "mongo: MONGO_STORAGE must be 'disk' or 'memory', not '$MONGO_STORAGE'"
     if pid=$(running_pid mongo); then
         log "mongo: already running (pid $pid), checking it answers"
+        local running
+        running=$(mongo_storage_of "$pid")
+        [[ $running == "$MONGO_STORAGE" ]] \
+            || log "mongo: note: the running server keeps its data $([[ $running == disk ]] && echo on disk || echo in memory); MONGO_STORAGE=$MONGO_STORAGE applies from the next start ('services.sh restart mongo')"
         wait_ready mongo "$pid" "$logfile"
         return 0
     fi
+    case $MONGO_STORAGE in
+    disk)
+        mkdir -p "$RUN_DIR/mongo"
+        storage_args=("$MONGO_DATA_FILE")
+        where="data in $MONGO_DATA_FILE (kept across restarts; 'services.sh reset' deletes it)"
+        ;;
+    memory) where="in memory (every start is empty)" ;;
+    esac
     require_free_ports mongo MONGO_PORT="$MONGO_PORT"
     check_java
     cpfile=$(maven_classpath mongo)
@@ -334,9 +358,9 @@ start_mongo() {
         -Dorg.slf4j.simpleLogger.defaultLogLevel="$MONGO_LOG_LEVEL" \
         -Dorg.slf4j.simpleLogger.showDateTime=true \
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss.SSS" \
-        -cp "$classes:$cp" MongoServerMain "$HOST" "$MONGO_PORT"
+        -cp "$classes:$cp" MongoServerMain "$HOST" "$MONGO_PORT" "${storage_args[@]}"
     pid=$(running_pid mongo) || die "mongo: exited at once; see $logfile"
-    log "mongo: starting mongo-java-server (pid $pid) on $HOST:$MONGO_PORT, in memory (every start is empty)"
+    log "mongo: starting mongo-java-server (pid $pid) on $HOST:$MONGO_PORT, $where"
     wait_ready mongo "$pid" "$logfile"
 }
 
@@ -349,6 +373,11 @@ status_service() {
     mongo) local where="mongodb://$HOST:$MONGO_PORT" ;;
     esac
     if pid=$(running_pid "$1"); then
+        if [[ $1 == mongo && $(mongo_storage_of "$pid") == disk ]]; then
+            where+=", data in $MONGO_DATA_FILE"
+        elif [[ $1 == mongo ]]; then
+            where+=", in memory"
+        fi
         echo "$1: running (pid $pid) on $where"
     else
         echo "$1: stopped"
@@ -383,8 +412,22 @@ main() {
         lock
         for s in "${services[@]}"; do
             stop_service "$s"
-            rm -rf "${RUN_DIR:?}/$s/data"
-            rmdir "$RUN_DIR/$s" 2>/dev/null || true # mongo's (empty) dir; kafka's keeps its config
+            # Kafka starts a fresh cluster every time; mongo's data file stays (see reset).
+            if [[ $s == kafka ]]; then rm -rf "${RUN_DIR:?}/kafka/data"; fi
+        done
+        ;;
+    reset) # stop mongo and delete its data; Kafka keeps nothing across starts anyway
+        (($#)) || services=(mongo)
+        lock
+        for s in "${services[@]}"; do
+            stop_service "$s"
+            if [[ $s == mongo ]]; then
+                rm -rf "${RUN_DIR:?}/mongo"
+                log "mongo: data deleted ($MONGO_DATA_FILE); the next start is empty"
+            else
+                rm -rf "${RUN_DIR:?}/kafka/data"
+                log "kafka: nothing else to reset (every start formats a new cluster)"
+            fi
         done
         ;;
     restart)
@@ -397,7 +440,7 @@ main() {
         return $rc
         ;;
     *)
-        echo "usage: $0 start|stop|status|restart [kafka|mongo ...]" >&2
+        echo "usage: $0 start|stop|status|restart|reset [kafka|mongo ...]" >&2
         exit 2
         ;;
     esac
