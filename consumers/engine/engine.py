@@ -106,6 +106,7 @@ class Engine:
     async def stop(self, grace_s: float = 30.0) -> None:
         """Refuse new submits and wait for those under way; stop every actor; release the
         leases of tasks whose state is saved (not of those with an unrecorded submit)."""
+        self.scheduler.close()
         unresolved = await self.gate.close(grace_s)
         await self.leases.stop()
         await self.scheduler.stop()

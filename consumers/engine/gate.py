@@ -31,6 +31,10 @@ class SubmitGate:
     def in_flight(self) -> set[str]:
         return set(self._running)
 
+    def check_open(self) -> None:
+        if not self._open:
+            raise ShuttingDown
+
     def check_send(self) -> None:
         """Called right before a submit's request is sent: nothing awaits between this check
         and the send, so a closed gate or a doubtful lease stops it for certain."""
@@ -41,6 +45,9 @@ class SubmitGate:
 
     def run(self, task_id: str, work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run one task's submit to its end even if its actor is stopped meanwhile."""
+        if not self._open:
+            work.close()
+            raise ShuttingDown
         job = asyncio.ensure_future(work)
         self._running[task_id] = job
         job.add_done_callback(lambda _: self._running.pop(task_id, None))

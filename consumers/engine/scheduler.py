@@ -101,6 +101,10 @@ class Scheduler:
             self._freed.clear()
             await self._freed.wait()
 
+    def close(self) -> None:
+        """Adopt nothing more (the instance is shutting down)."""
+        self._stopping = True
+
     async def stop(self) -> None:
         """Stop every actor (each task is saved at its last step)."""
         self._stopping = True

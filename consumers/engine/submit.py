@@ -11,6 +11,7 @@ resubmission: that is the one remaining way to pay twice, and README names it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 
@@ -24,11 +25,14 @@ from providers.registry import get_model
 
 log = logging.getLogger("video.engine")
 
+RECORD_RETRY_FIRST_S = 0.1  # then doubling, up to INFRA_RETRY_S: a blip costs a tenth of a second
+
 
 async def submit(
     ctx: EngineContext, task: Task, provider: Provider, progress: Progress
 ) -> float | None:
     """Submit the task upstream; returns the seconds until its next step."""
+    ctx.gate.check_open()
     spec = get_model(task.model)
     if task.submit_unresolved:
         wait = _grace_left(ctx, task)
@@ -94,7 +98,7 @@ async def _record(
         "next_action_at": ctx.clock.after(first_poll_s),
         "submit_ticket": None,
     }
-    while True:
+    for attempt in itertools.count():
         try:
             return await ctx.outbox.record_submit(task, ticket, changes)
         except INFRA_ERRORS as exc:
@@ -104,7 +108,8 @@ async def _record(
                 submitted.upstream_task_id,
                 exc,
             )
-            await asyncio.sleep(INFRA_RETRY_S)
+            await asyncio.sleep(min(INFRA_RETRY_S, RECORD_RETRY_FIRST_S * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 async def _drop_ticket(ctx: EngineContext, task: Task) -> None:

@@ -1,0 +1,97 @@
+"""The engine's ordinary paths, in-process: a task goes from accepted to completed, vendor
+errors end it with the right code, duplicates start nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.engine.harness import World, request
+
+
+async def test_a_request_completes_with_one_generation(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request("wanx2.1-t2v-turbo", metadata={"order": 7})
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "completed"
+    events = world.kafka.events(body["request_id"])
+    assert [e["status"] for e in events] == [
+        "accepted",
+        "submitted",
+        "running",
+        "downloading",
+        "completed",
+    ][: len(events)]
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["metadata"] == {"order": 7} for e in events)
+    (completed,) = world.kafka.events(body["request_id"], "video.completed")
+    video = completed["result"]["videos"][0]
+    assert Path(video["local_path"]).stat().st_size == video["size_bytes"] > 0
+    assert world.generations(body["request_id"]) == 1
+    stored = await world.store.find_by_request_id(body["request_id"])
+    assert stored is not None and stored.active is False and stored.published == len(stored.events)
+
+
+async def test_a_duplicate_request_republishes_and_generates_nothing(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request()
+    await world.send(body)
+    await world.finished(body["request_id"])
+    before = len(world.kafka.events(body["request_id"]))
+    await world.send(body)
+    events = world.kafka.events(body["request_id"])
+    assert len(events) == before + 1 and events[-1]["event_id"] == events[before - 1]["event_id"]
+    assert world.generations(body["request_id"]) == 1
+
+
+async def test_a_vendor_failure_ends_the_task_with_its_code(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request()
+    world.sim.faults.add({"action": "moderation", "prompt_contains": body["request_id"]})
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "failed"
+    failed = world.kafka.events(body["request_id"])[-1]
+    assert failed["error"]["code"] == "content_moderation"
+
+
+async def test_throttling_is_retried_then_completes(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request()
+    rule = {"action": "429", "route": "query", "times": 2, "prompt_contains": body["request_id"]}
+    world.sim.faults.add(rule)
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "completed"
+
+
+async def test_a_submit_with_an_unknown_outcome_is_never_resent(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request()
+    world.sim.faults.add({"action": "504", "route": "submit", "times": 1})
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "failed"
+    failed = world.kafka.events(body["request_id"])[-1]
+    assert failed["error"]["code"] == "upstream_unavailable"
+    assert "may have been taken" in failed["error"]["message"]
+
+
+async def test_a_provider_without_a_key_fails_naming_the_variable(world: World) -> None:
+    engine = world.start_engine(aliyun_api_key=None)
+    await engine.start()
+    body = request("wanx2.1-t2v-turbo")
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "failed"
+    assert "ALIYUN_API_KEY" in world.kafka.events(body["request_id"])[-1]["error"]["message"]
+
+
+async def test_an_expired_result_url_fails_as_download_failed(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request()
+    world.sim.faults.add({"action": "expired_url", "route": "download"})
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "failed"
+    assert world.kafka.events(body["request_id"])[-1]["error"]["code"] == "download_failed"
