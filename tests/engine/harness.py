@@ -143,7 +143,7 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
         "metrics_port": 0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass
@@ -161,7 +161,9 @@ class World:
     def engine(self) -> Engine:
         return self.engines[0]
 
-    def start_engine(self, local_clock: Callable[[], float] = time.time, **overrides: Any) -> Engine:
+    def start_engine(
+        self, local_clock: Callable[[], float] = time.time, **overrides: Any
+    ) -> Engine:
         config = settings(self.tmp_path, **overrides)
         transport = httpx.ASGITransport(self.sim_app)
         metrics = Metrics()
