@@ -1,16 +1,19 @@
 """The FastStream application: `faststream run consumers.app:app`.
 
 Wiring only. `create_app(settings)` builds the broker with one router per input topic; the
-lifespan builds the rest once the process starts (the task store, the providers, the engine,
+lifespan builds the rest once the process starts (the connections of `connect`, the engine,
 intake, back-pressure and the metrics/health endpoint), so importing this module connects to
-nothing and needs no secret.
+nothing and needs no secret. The in-process tests pass their own `connect`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,17 +28,52 @@ from consumers.messaging.publisher import COMPLETED, STATUS, EventPublisher, Sen
 from consumers.operations.health import HealthServer
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
+from consumers.storage.base import TaskStore
 from consumers.storage.mongo import MongoTaskStore
 from consumers.subscribers import cancels, requests
 from consumers.subscribers.auth import Authenticator
 from consumers.subscribers.backpressure import Backpressure
 from consumers.subscribers.intake import Intake
+from providers.base import Provider
 from providers.registry import create_providers
 
 log = logging.getLogger("video.app")
 
 
-def create_app(settings: Settings | None = None) -> FastStream:
+@dataclass
+class Connections:
+    """What the service talks to besides Kafka: the in-process tests bring their own."""
+
+    store: TaskStore
+    providers: Mapping[str, Provider]
+    http: httpx.AsyncClient  # for downloads
+
+
+Connect = Callable[[Settings], AbstractAsyncContextManager[Connections]]
+
+
+@asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[Connections]:
+    """The real ones: topics created, MongoDB, the vendors, an HTTP client for downloads."""
+    await ensure_topics(settings)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    store = MongoTaskStore(mongo, settings.mongodb_db)
+    providers = create_providers(settings)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        limits=httpx.Limits(max_connections=settings.max_concurrent_downloads),
+    )
+    try:
+        await store.ensure_indexes()
+        yield Connections(store, providers, http)
+    finally:
+        await http.aclose()
+        for provider in providers.values():
+            await provider.aclose()
+        await mongo.close()
+
+
+def create_app(settings: Settings | None = None, *, connect: Connect = connect) -> FastStream:
     settings = settings or Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -60,71 +98,36 @@ def create_app(settings: Settings | None = None) -> FastStream:
     @asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         auth = Authenticator(settings)  # refuses to start with an unusable key
-        await ensure_topics(settings)
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongodb_url, tz_aware=True
-        )
-        store = MongoTaskStore(mongo, settings.mongodb_db)
-        await store.ensure_indexes()
-        providers = create_providers(settings)
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(60.0, connect=10.0),
-            limits=httpx.Limits(max_connections=settings.max_concurrent_downloads),
-        )
-        publisher = EventPublisher(
-            kafka_send(broker),
-            {STATUS: settings.topic_status, COMPLETED: settings.topic_completed},
-            settings.topic_dlq,
-            on_reply_failure=metrics.reply_copies_failed.inc,
-        )
-        engine = Engine(
-            settings=settings,
-            store=store,
-            publisher=publisher,
-            providers=providers,
-            metrics=metrics,
-            http=http,
-        )
-        intake = Intake(
-            store=store,
-            engine=engine,
-            publisher=publisher,
-            settings=settings,
-            metrics=metrics,
-            auth=auth,
-        )
-        backpressure = Backpressure(
-            requests_subscriber, engine.scheduler, settings.max_in_flight, metrics
-        )
-        health = HealthServer(
-            metrics.registry,
-            {"kafka": lambda: broker.ping(2.0), "mongodb": store.ping},
-            settings.metrics_port,
-            settings.metrics_host,
-        )
-        for name, value in {
-            "intake": intake,
-            "engine": engine,
-            "auth": auth,
-            "backpressure": backpressure,
-        }.items():
-            context.set_global(name, value)
-        if settings.metrics_port:
-            await health.start()
-        log.info(
-            "instance %s: providers %s, video dir %s",
-            settings.instance_id,
-            sorted(providers) or "none",
-            engine.video_dir,
-        )
-        try:
-            yield
-        finally:
-            await health.stop()
-            await http.aclose()
-            for provider in providers.values():
-                await provider.aclose()
-            await mongo.close()
+        async with connect(settings) as connections:
+            engine, intake = _assemble(settings, broker, connections, metrics, auth)
+            backpressure = Backpressure(
+                requests_subscriber, engine.scheduler, settings.max_in_flight, metrics
+            )
+            health = HealthServer(
+                metrics.registry,
+                {"kafka": lambda: broker.ping(2.0), "mongodb": connections.store.ping},
+                settings.metrics_port,
+                settings.metrics_host,
+            )
+            for name, value in {
+                "intake": intake,
+                "engine": engine,
+                "auth": auth,
+                "backpressure": backpressure,
+            }.items():
+                context.set_global(name, value)
+            if settings.metrics_port:
+                await health.start()
+            log.info(
+                "instance %s: providers %s, video dir %s",
+                settings.instance_id,
+                sorted(connections.providers) or "none",
+                engine.video_dir,
+            )
+            try:
+                yield
+            finally:
+                await health.stop()
 
     app = FastStream(broker, lifespan=lifespan)
 
@@ -145,18 +148,55 @@ def create_app(settings: Settings | None = None) -> FastStream:
     return app
 
 
+def _assemble(
+    settings: Settings,
+    broker: KafkaBroker,
+    connections: Connections,
+    metrics: Metrics,
+    auth: Authenticator,
+) -> tuple[Engine, Intake]:
+    publisher = EventPublisher(
+        kafka_send(broker),
+        {STATUS: settings.topic_status, COMPLETED: settings.topic_completed},
+        settings.topic_dlq,
+        on_reply_failure=metrics.reply_copies_failed.inc,
+    )
+    engine = Engine(
+        settings=settings,
+        store=connections.store,
+        publisher=publisher,
+        providers=connections.providers,
+        metrics=metrics,
+        http=connections.http,
+    )
+    intake = Intake(
+        store=connections.store,
+        engine=engine,
+        publisher=publisher,
+        settings=settings,
+        metrics=metrics,
+        auth=auth,
+    )
+    return engine, intake
+
+
 def kafka_send(broker: KafkaBroker) -> Send:
     """The publisher's way to Kafka: queue a send, return its confirmation."""
 
     async def send(value: bytes, topic: str, key: bytes | None) -> Awaitable[Any]:
-        confirmation: Awaitable[Any] = await broker.publish(
+        confirmation = await broker.publish(
             value,
             topic,
             key=key,
             headers={"content-type": "application/json"},
             no_confirm=True,
         )
-        return confirmation
+        if inspect.isawaitable(confirmation):
+            return confirmation
+        # FastStream's TestKafkaBroker delivers at once and returns no confirmation.
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(confirmation)
+        return done
 
     return send
 

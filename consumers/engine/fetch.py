@@ -7,14 +7,12 @@ cannot keep a task past its `timeout_s`, nor hold a slot for ever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 from collections.abc import Sequence
 
 from consumers.engine.clock import seconds_between
 from consumers.engine.context import EngineContext
-from consumers.errors import LeaseLost, TaskMoved
+from consumers.errors import LeaseLost
 from consumers.media.download import download_video, existing_video
 from consumers.messaging.events import completed_event
 from consumers.storage.task import PlannedVideo, Task
@@ -94,21 +92,9 @@ async def _complete(ctx: EngineContext, task: Task, files: Sequence[VideoFile]) 
     changes = {"result": result.model_dump(mode="json")}
     status_entry = ctx.outbox.status_entry(task, TaskStatus.COMPLETED, changes, None)
     completed_entry = completed_event(status_entry, result, timings)
-    try:
-        await ctx.outbox.move(
-            task, TaskStatus.COMPLETED, changes, entries=[status_entry, completed_entry]
-        )
-    except TaskMoved:
-        await _discard_if_orphaned(ctx, task, files)
-        raise
+    # A TaskMoved here leaves the files: a new owner completes with them, and a cancel or a
+    # timeout removes them when it ends the task (`finish`).
+    await ctx.outbox.move(
+        task, TaskStatus.COMPLETED, changes, entries=[status_entry, completed_entry]
+    )
     ctx.slots.release(task.id)
-
-
-async def _discard_if_orphaned(ctx: EngineContext, task: Task, files: Sequence[VideoFile]) -> None:
-    """Moved meanwhile: the files belong to no task if it ended without them (a cancel or a
-    timeout). A task taken over still points at them: its new owner will use them."""
-    fresh = await ctx.store.get(task.id)
-    if fresh is None or (fresh.terminal and fresh.status is not TaskStatus.COMPLETED):
-        for video in files:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(video.local_path)

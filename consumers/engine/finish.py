@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from consumers.engine.context import EngineContext
-from consumers.media.download import remove_temp
+from consumers.media.download import remove_file
 from consumers.storage.task import Task
 from providers.base import ProviderError, Submitted
 from schemas.errors import ErrorCode, ErrorInfo
@@ -85,6 +85,9 @@ INTERNAL_ERROR = ErrorInfo(
 
 
 def _clean_up(ctx: EngineContext, task: Task) -> None:
+    """A task that ended without completing keeps no file: not even one whose download had
+    finished before a cancel or a timeout overtook it."""
     for video in task.videos or ():
-        remove_temp(ctx.video_dir, video.temp_name)
+        remove_file(ctx.video_dir, video.temp_name)
+        remove_file(ctx.video_dir, video.filename)
     ctx.slots.release(task.id)

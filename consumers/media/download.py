@@ -139,11 +139,11 @@ async def existing_video(video_dir: Path, filename: str) -> VideoFile | None:
     return await asyncio.to_thread(_inspect, video_dir / filename)
 
 
-def remove_temp(video_dir: Path, temp_name: str) -> None:
-    """Remove a download's temporary file, if any (e.g. when its task ends without a video)."""
-    _check_name(temp_name)
+def remove_file(video_dir: Path, name: str) -> None:
+    """Remove a download's file, temporary or final, if any (its task ended without a video)."""
+    _check_name(name)
     with suppress(OSError):
-        (video_dir / temp_name).unlink()
+        (video_dir / name).unlink()
 
 
 async def _fetch(

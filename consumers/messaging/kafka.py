@@ -80,6 +80,14 @@ def aiokafka_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def new_topics(names: list[str], partitions: int, brokers: int) -> list[NewTopic]:
+    """Three copies where the cluster has three brokers, fewer on a small one; with copies to
+    spare, acks=all waits for all but one (`min.insync.replicas`), so one broker may be down."""
+    replication = min(3, brokers)
+    configs = {"min.insync.replicas": str(replication - 1)} if replication > 1 else {}
+    return [NewTopic(name, partitions, replication, topic_configs=configs) for name in names]
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create the service's topics when missing; a broker that forbids it only gets a warning."""
     names = [
@@ -96,15 +104,8 @@ async def ensure_topics(settings: Settings) -> None:
         missing = [name for name in names if name not in existing]
         if not missing:
             return
-        # Three copies where the cluster has three brokers; fewer on a small dev cluster.
         brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
-        replication = min(3, brokers)
-        # With copies to spare, acks=all waits for all but one: a broker may be down.
-        configs = {"min.insync.replicas": str(replication - 1)} if replication > 1 else {}
-        topics = [
-            NewTopic(name, settings.topic_partitions, replication, topic_configs=configs)
-            for name in missing
-        ]
+        topics = new_topics(missing, settings.topic_partitions, brokers)
         try:
             response = await admin.create_topics(topics)
         except TopicAlreadyExistsError:

@@ -18,7 +18,7 @@ from consumers.media.download import (
     download_video,
     existing_video,
     host_allowed,
-    remove_temp,
+    remove_file,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,12 +370,12 @@ async def test_existing_file_that_is_not_an_mp4_is_ignored(tmp_path: Path) -> No
     assert await existing_video(tmp_path, FINAL) is None
 
 
-def test_remove_temp(tmp_path: Path) -> None:
+def test_remove_file(tmp_path: Path) -> None:
     (tmp_path / TEMP).write_bytes(b"partial")
-    remove_temp(tmp_path, TEMP)
+    remove_file(tmp_path, TEMP)
     assert not (tmp_path / TEMP).exists()
-    remove_temp(tmp_path, TEMP)  # already gone: fine
-    remove_temp(tmp_path / "missing-dir", TEMP)
+    remove_file(tmp_path, TEMP)  # already gone: fine
+    remove_file(tmp_path / "missing-dir", TEMP)
 
 
 # --- host_allowed --------------------------------------------------------------------------------
