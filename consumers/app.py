@@ -36,6 +36,7 @@ from consumers.subscribers.backpressure import Backpressure
 from consumers.subscribers.intake import Intake
 from providers.base import Provider
 from providers.registry import create_providers
+from providers.settings import ProviderSettings
 
 log = logging.getLogger("video.app")
 
@@ -58,7 +59,7 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
     await ensure_topics(settings)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     store = MongoTaskStore(mongo, settings.mongodb_db)
-    providers = create_providers(settings)
+    providers = create_providers(ProviderSettings.from_environment())
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=10.0),
         limits=httpx.Limits(max_connections=settings.max_concurrent_downloads),

@@ -34,19 +34,7 @@ class Settings(BaseSettings):
     mongodb_url: str = "mongodb://localhost:27017"
     mongodb_db: str = "video_service"
 
-    # Providers
-    # Secrets: never printed by repr() or logs.
-    aliyun_api_key: SecretStr | None = None
-    zhipuai_api_key: SecretStr | None = None
-    aliyun_base_url: str = "https://dashscope.aliyuncs.com"
-    zhipuai_base_url: str = "https://open.bigmodel.cn"
-    # Vendor limits (0 = none); defaults from the vendors' docs, see providers/settings.py.
-    aliyun_submits_per_s: float = Field(default=2.0, ge=0)
-    aliyun_running_per_model: int = Field(default=2, ge=0)
-    aliyun_queries_per_s: float = Field(default=20.0, ge=0)
-    zhipuai_submits_per_s: float = Field(default=1.0, ge=0)
-    zhipuai_running_per_model: int = Field(default=3, ge=0)
-    zhipuai_queries_per_s: float = Field(default=10.0, ge=0)
+    # The vendors' keys, URLs and limits belong to their packages: see providers/settings.py.
 
     # Videos
     video_dir: str = "data/videos"

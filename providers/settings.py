@@ -21,9 +21,12 @@ going over costs retried 429s (1302), staying under costs only throughput.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from dotenv import dotenv_values
 
 from providers.keys import parse_keys
 
@@ -51,6 +54,12 @@ class ProviderSettings:
 
     def vendor(self, name: str) -> VendorSettings:
         return {"aliyun": self.aliyun, "zhipuai": self.zhipuai}[name]
+
+    @classmethod
+    def from_environment(cls, env_file: str = ".env") -> ProviderSettings:
+        """The process environment, over a `.env` file when there is one (as the service's own
+        settings read it)."""
+        return cls.from_env({**dotenv_values(env_file), **os.environ})
 
     @classmethod
     def from_env(cls, env: Mapping[str, Any] | object) -> ProviderSettings:

@@ -121,16 +121,6 @@ class Kafka:
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "instance_id": "me",
-        "aliyun_api_key": "sk-one,sk-two",
-        "zhipuai_api_key": "id.secret",
-        "aliyun_base_url": "http://sim.test",
-        "zhipuai_base_url": "http://sim.test",
-        "aliyun_submits_per_s": 0,
-        "aliyun_running_per_model": 0,
-        "aliyun_queries_per_s": 0,
-        "zhipuai_submits_per_s": 0,
-        "zhipuai_running_per_model": 0,
-        "zhipuai_queries_per_s": 0,
         "download_allowed_hosts": "sim.test",
         "video_dir": str(tmp_path / "videos"),
         "poll_first_s": 0.02,
@@ -142,8 +132,33 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
         "submit_record_grace_s": 0.3,
         "metrics_port": 0,
     }
-    values.update(overrides)
+    values.update({k: v for k, v in overrides.items() if not k.startswith(VENDORS)})
     return Settings(_env_file=None, **values)
+
+
+VENDORS = ("aliyun_", "zhipuai_")
+
+
+def vendor_env(**overrides: Any) -> dict[str, str]:
+    """The vendors' variables (providers/settings.py): keys, the simulator, no limits;
+    `aliyun_api_key=None` removes one, other `aliyun_*`/`zhipuai_*` overrides set one."""
+    env = {
+        "ALIYUN_API_KEY": "sk-one,sk-two",
+        "ZHIPUAI_API_KEY": "id.secret",
+        "ALIYUN_BASE_URL": "http://sim.test",
+        "ZHIPUAI_BASE_URL": "http://sim.test",
+        **{f"{v}_{limit}": "0" for v in ("ALIYUN", "ZHIPUAI") for limit in LIMITS},
+    }
+    for name, value in overrides.items():
+        if name.startswith(VENDORS):
+            if value is None:
+                env.pop(name.upper(), None)
+            else:
+                env[name.upper()] = str(value)
+    return env
+
+
+LIMITS = ("SUBMITS_PER_S", "RUNNING_PER_MODEL", "QUERIES_PER_S")
 
 
 @dataclass
@@ -174,7 +189,7 @@ class World:
             settings=config,
             store=self.store,
             publisher=publisher,
-            providers=create_providers(config, transport=transport),
+            providers=create_providers(vendor_env(**overrides), transport=transport),
             metrics=metrics,
             http=httpx.AsyncClient(transport=transport),
             clock=Clock(local_clock),

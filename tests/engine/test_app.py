@@ -20,7 +20,7 @@ from consumers.app import Connections, create_app
 from consumers.engine.engine import Engine
 from consumers.settings import Settings
 from providers.registry import create_providers
-from tests.engine.harness import FaultyStore, request, settings, sim_app
+from tests.engine.harness import FaultyStore, request, settings, sim_app, vendor_env
 
 OUTPUTS = ("video.status", "video.completed", "video.requests.dlq")
 
@@ -59,7 +59,8 @@ class Service:
     async def _connect(self, config: Settings) -> AsyncIterator[Connections]:
         transport = httpx.ASGITransport(self.sim_app)
         async with httpx.AsyncClient(transport=transport) as http:
-            yield Connections(self.store, create_providers(config, transport=transport), http)
+            providers = create_providers(vendor_env(), transport=transport)
+            yield Connections(self.store, providers, http)
 
     def statuses(self, request_id: str) -> list[str]:
         return [
