@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # make test KEEP_SERVICES=1 leaves the services running afterwards.
 KEEP_SERVICES ?=
 
-.PHONY: install lock services services-stop services-status run test check bench
+.PHONY: install lock services services-stop services-status run test test-fast check bench
 
 install: $(VENV)/.installed
 
@@ -54,11 +54,18 @@ services-reset:
 run: install services
 	exec $(VENV)/bin/faststream run consumers.app:app
 
-# Starts the services, runs pytest, always stops the services, exits with pytest's status.
-test: install
+# Both tiers: the in-process one (no servers), then the one on the real servers, which it
+# starts and always stops afterwards. Exits with the first failing tier's status.
+test: test-fast
 	@trap '[ "$(KEEP_SERVICES)" = 1 ] || $(SERVICES) stop' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(SERVICES) start && $(PY) -m pytest $(PYTEST_ARGS)
+	$(SERVICES) start && $(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+# The in-process tier alone (seconds, no Kafka or MongoDB). Its coverage of consumers/ must
+# stay at 85% or more.
+test-fast: install
+	$(PY) -m pytest -m "not integration" --cov=consumers --cov-report=term:skip-covered \
+		--cov-fail-under=85 $(PYTEST_ARGS)
 
 check: install
 	$(VENV)/bin/ruff check .
