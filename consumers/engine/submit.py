@@ -114,7 +114,8 @@ async def _record(
 
 async def _drop_ticket(ctx: EngineContext, task: Task) -> None:
     try:
-        await ctx.outbox.update(task, {"submit_ticket": None}, even_if_cancelling=True)
+        changes = {"submit_ticket": None, "submit_started_at": None}
+        await ctx.outbox.update(task, changes, even_if_cancelling=True)
     except Exception as exc:  # the next owner then waits out the grace first: slower, not wrong
         log.info("task %s: submit ticket not cleared (%r)", task.id, exc)
 

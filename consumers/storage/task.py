@@ -106,8 +106,9 @@ class Task(BaseModel):
 
     @property
     def submit_unresolved(self) -> bool:
-        """A submit was started and its answer never recorded: the vendor may hold a task."""
-        return self.status is TaskStatus.ACCEPTED and self.submit_ticket is not None
+        """A submit was started and its answer never recorded: the vendor may hold a task.
+        (Tasks stored by version 0.1, which had no tickets, show it by `submit_started_at`.)"""
+        return self.status is TaskStatus.ACCEPTED and self.submit_started_at is not None
 
     def unpublished(self, already: int = 0) -> list[OutboxEntry]:
         return self.events[max(self.published, already) :]

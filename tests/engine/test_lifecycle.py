@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from providers.registry import get_model
 from tests.engine.harness import World, request
+from tests.factories import version_0_1_document
 
 
 async def test_a_request_completes_with_one_generation(world: World) -> None:
@@ -95,3 +97,27 @@ async def test_an_expired_result_url_fails_as_download_failed(world: World) -> N
     await world.send(body)
     assert await world.finished(body["request_id"]) == "failed"
     assert world.kafka.events(body["request_id"])[-1]["error"]["code"] == "download_failed"
+
+
+async def test_a_running_task_stored_by_version_0_1_resumes_and_completes(world: World) -> None:
+    engine = world.start_engine()
+    provider = engine.ctx.providers["zhipuai"]
+    submitted = await provider.submit(
+        "old-1", "cogvideox-flash", get_model("cogvideox-flash").parameters(prompt="old [old-1]")
+    )
+    document = version_0_1_document(
+        request_id="old-1",
+        status="submitted",
+        sequence=2,
+        upstream_task_id=submitted.upstream_task_id,
+        upstream_status="PROCESSING",
+        key_id=submitted.key_id,
+        submit_started_at=engine.clock.now(),
+        submitted_at=engine.clock.now(),
+    )
+    world.store._tasks[document["_id"]] = document
+    world.store._by_request["old-1"] = document["_id"]
+    await engine.start()
+    await engine.leases.claim_expired()
+    assert await world.finished("old-1") == "completed"
+    assert world.generations("old-1") == 1
