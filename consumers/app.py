@@ -80,7 +80,60 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     metrics = Metrics()
-    broker = KafkaBroker(
+    broker = _broker(settings, metrics)
+    requests_router, requests_subscriber = requests.build_router(settings)
+    cancel_router, cancel_subscriber = cancels.build_router(settings)
+    broker.include_router(requests_router)
+    broker.include_router(cancel_router)
+
+    @asynccontextmanager
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+        auth = Authenticator(settings)  # refuses to start with an unusable key
+        async with connect(settings) as connections:
+            parts = _assemble(settings, broker, connections, metrics, auth)
+            parts["backpressure"] = Backpressure(
+                requests_subscriber, parts["engine"].scheduler, settings.max_in_flight, metrics
+            )
+            for name, value in parts.items():
+                context.set_global(name, value)
+            health = HealthServer(
+                metrics.registry,
+                {"kafka": lambda: broker.ping(2.0), "mongodb": connections.store.ping},
+                settings.metrics_port,
+                settings.metrics_host,
+            )
+            if settings.metrics_port:
+                await health.start()
+            try:
+                yield
+            finally:
+                await health.stop()
+
+    app = FastStream(broker, lifespan=lifespan)
+    app.after_startup(start_engine)
+    app.on_shutdown(stop_gracefully(requests_subscriber, cancel_subscriber))
+    return app
+
+
+async def start_engine(context: ContextRepo) -> None:
+    """Once the broker can publish: resume this instance's tasks and take over orphans."""
+    await context.get("engine").start()
+
+
+def stop_gracefully(*subscribers: Any) -> Callable[[ContextRepo], Awaitable[None]]:
+    async def stop(context: ContextRepo) -> None:
+        """SIGTERM: stop intake, let submits under way record their upstream task, stop the
+        tasks (each is saved at its last step), release them."""
+        for subscriber in subscribers:
+            await subscriber.stop()
+        await context.get("backpressure").stop()
+        await context.get("engine").stop()
+
+    return stop
+
+
+def _broker(settings: Settings, metrics: Metrics) -> KafkaBroker:
+    return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"video-service-{settings.instance_id}",
         security=security(settings),
@@ -91,62 +144,6 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
         ],
         graceful_timeout=30.0,
     )
-    requests_router, requests_subscriber = requests.build_router(settings)
-    cancel_router, cancel_subscriber = cancels.build_router(settings)
-    broker.include_router(requests_router)
-    broker.include_router(cancel_router)
-
-    @asynccontextmanager
-    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-        auth = Authenticator(settings)  # refuses to start with an unusable key
-        async with connect(settings) as connections:
-            engine, intake = _assemble(settings, broker, connections, metrics, auth)
-            backpressure = Backpressure(
-                requests_subscriber, engine.scheduler, settings.max_in_flight, metrics
-            )
-            health = HealthServer(
-                metrics.registry,
-                {"kafka": lambda: broker.ping(2.0), "mongodb": connections.store.ping},
-                settings.metrics_port,
-                settings.metrics_host,
-            )
-            for name, value in {
-                "intake": intake,
-                "engine": engine,
-                "auth": auth,
-                "backpressure": backpressure,
-            }.items():
-                context.set_global(name, value)
-            if settings.metrics_port:
-                await health.start()
-            log.info(
-                "instance %s: providers %s, video dir %s",
-                settings.instance_id,
-                sorted(connections.providers) or "none",
-                engine.video_dir,
-            )
-            try:
-                yield
-            finally:
-                await health.stop()
-
-    app = FastStream(broker, lifespan=lifespan)
-
-    @app.after_startup
-    async def start_engine(context: ContextRepo) -> None:
-        """Once the broker can publish: resume this instance's tasks and take over orphans."""
-        await context.get("engine").start()
-
-    @app.on_shutdown
-    async def stop_gracefully(context: ContextRepo) -> None:
-        """SIGTERM: stop intake, let submits under way record their upstream task, stop the
-        tasks (each is saved at its last step), release them."""
-        await requests_subscriber.stop()
-        await cancel_subscriber.stop()
-        await context.get("backpressure").stop()
-        await context.get("engine").stop()
-
-    return app
 
 
 def _assemble(
@@ -155,7 +152,8 @@ def _assemble(
     connections: Connections,
     metrics: Metrics,
     auth: Authenticator,
-) -> tuple[Engine, Intake]:
+) -> dict[str, Any]:
+    """The parts the subscribers and hooks find in FastStream's context, by name."""
     publisher = EventPublisher(
         kafka_send(broker),
         {STATUS: settings.topic_status, COMPLETED: settings.topic_completed},
@@ -178,7 +176,13 @@ def _assemble(
         metrics=metrics,
         auth=auth,
     )
-    return engine, intake
+    log.info(
+        "instance %s: providers %s, video dir %s",
+        settings.instance_id,
+        sorted(connections.providers) or "none",
+        engine.video_dir,
+    )
+    return {"engine": engine, "intake": intake, "auth": auth}
 
 
 def kafka_send(broker: KafkaBroker) -> Send:

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from consumers.engine.clock import Clock
 from consumers.engine.scheduler import Scheduler
+from consumers.settings import Settings
 from consumers.storage.base import PendingCancel, TaskStore
 from consumers.storage.task import Task
 from consumers.subscribers.auth import Identity
@@ -37,15 +38,14 @@ class CancelDesk:
         clock: Clock,
         *,
         owner: str,
-        lease_ttl_s: float,
-        memory_s: float,
+        settings: Settings,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.clock = clock
         self.owner = owner
-        self.lease_ttl_s = lease_ttl_s
-        self.memory_s = memory_s
+        self.lease_ttl_s = settings.lease_ttl_s
+        self.memory_s = settings.cancel_memory_s
 
     async def cancel(
         self, request_id: str, reason: str | None, identity: Identity | None = None

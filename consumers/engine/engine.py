@@ -21,7 +21,6 @@ from consumers.engine.gate import SubmitGate
 from consumers.engine.leases import LeaseKeeper
 from consumers.engine.outbox import Outbox
 from consumers.engine.scheduler import Alarm, Scheduler
-from consumers.engine.slots import Slots
 from consumers.errors import INFRA_ERRORS
 from consumers.media.files import sweep_parts
 from consumers.messaging.publisher import EventPublisher
@@ -53,12 +52,7 @@ class Engine:
         self.outbox = Outbox(store, publisher, metrics, self.clock, self.owner)
         self.scheduler = Scheduler(self._run, settings.max_in_flight)
         self.leases = LeaseKeeper(
-            store,
-            self.scheduler,
-            self.clock,
-            owner=self.owner,
-            ttl_s=settings.lease_ttl_s,
-            metrics=metrics,
+            store, self.scheduler, self.clock, self.owner, settings.lease_ttl_s, metrics
         )
         self.gate = SubmitGate(self.leases.fresh)
         self.ctx = EngineContext(
@@ -71,18 +65,12 @@ class Engine:
             http=http,
             video_dir=Path(settings.video_dir).resolve(),
             allowed_hosts=settings.allowed_download_hosts(_result_hosts(providers)),
-            slots=Slots(),
             gate=self.gate,
             leases_fresh=self.leases.fresh,
             downloads=asyncio.Semaphore(settings.max_concurrent_downloads),
         )
         self.cancels = CancelDesk(
-            store,
-            self.scheduler,
-            self.clock,
-            owner=self.owner,
-            lease_ttl_s=settings.lease_ttl_s,
-            memory_s=settings.cancel_memory_s,
+            store, self.scheduler, self.clock, owner=self.owner, settings=settings
         )
         metrics.in_flight.set_function(lambda: self.scheduler.held)
 

@@ -34,10 +34,10 @@ class LeaseKeeper:
         store: TaskStore,
         scheduler: Scheduler,
         clock: Clock,
-        *,
         owner: str,
         ttl_s: float,
         metrics: Metrics,
+        *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
