@@ -26,6 +26,7 @@ from consumers.engine.engine import Engine
 from consumers.messaging.kafka import ensure_topics, security
 from consumers.messaging.publisher import COMPLETED, STATUS, EventPublisher, Send
 from consumers.operations.health import HealthServer
+from consumers.operations.logs import configure_logging
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
@@ -76,9 +77,7 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
 
 def create_app(settings: Settings | None = None, *, connect: Connect = connect) -> FastStream:
     settings = settings or Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     metrics = Metrics()
     broker = _broker(settings, metrics)
     requests_router, requests_subscriber = requests.build_router(settings)
