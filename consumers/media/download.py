@@ -1,8 +1,9 @@
 """Saving a finished video from the vendor into VIDEO_DIR.
 
 The body is streamed to a temporary name in constant memory, hashed as it arrives, checked (size
-limit, Content-Length, MP4 signature) and renamed to its final name only when whole and synced: a
-file under its final name is always complete (contract, "Completed event"). Only the fsync, the
+limit, Content-Length, MP4 signature, then a video: `consumers.media.mp4.check_video`) and
+renamed to its final name only when whole and synced: a file under its final name is always
+complete (contract, "Completed event"). Only the fsync, the
 probe and the rename leave the event loop; 64 KiB writes and hash updates stay on it.
 """
 
@@ -20,7 +21,7 @@ from typing import BinaryIO
 
 import httpx
 
-from consumers.media.mp4 import Mp4Info, is_mp4_signature, probe_mp4
+from consumers.media.mp4 import Mp4Info, NotAVideoError, NotMp4Error, check_video, is_mp4_signature
 
 CONTENT_TYPE = "video/mp4"
 CHUNK_BYTES = 64 * 1024
@@ -124,6 +125,10 @@ async def download_video(
     except BaseException as exc:
         if not part.finishing:  # once finishing, the worker thread cleans up after itself
             part.discard()
+        if isinstance(exc, NotAVideoError | NotMp4Error):
+            raise DownloadError(
+                f"the download from {_where(url)} is not a playable MP4 video: {exc}"
+            ) from exc
         if isinstance(exc, DownloadError) or not isinstance(
             exc, httpx.HTTPError | httpx.InvalidURL | OSError
         ):
@@ -241,7 +246,7 @@ class _Part:
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
-            info = probe_mp4(self.file)
+            info = check_video(self.file)
             self.file.close()
             if not self._ours():
                 raise DownloadError(
@@ -275,12 +280,13 @@ def _inspect(path: Path) -> VideoFile | None:
     except FileNotFoundError:
         return None
     with f:
-        if not is_mp4_signature(f.read(8)):
+        try:
+            info = check_video(f)
+        except (NotMp4Error, NotAVideoError):
             return None
         f.seek(0)
         digest = hashlib.file_digest(f, "sha256").hexdigest()
         size = os.fstat(f.fileno()).st_size
-        info = probe_mp4(f)
     return _video_file(path, size, digest, info)
 
 

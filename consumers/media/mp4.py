@@ -1,10 +1,18 @@
 """What the completed event reports about a video (duration, width, height), read from its
 ISO-BMFF boxes with seeks and small reads: a multi-GiB file costs a few KiB of I/O.
 
-Best effort by design: a damaged or unusual file gives None fields, never an exception. Only a
-file that is not an MP4 at all (no `ftyp` box at the start) raises `NotMp4Error`. The reader only
-descends a fixed path of known containers (moov/trak/mdia/minf/stbl, moof/traf), so nesting is
-bounded by construction; box counts and leaf reads are capped.
+`probe_mp4` is best effort by design: a damaged or unusual file gives None fields, never an
+exception. Only a file that is not an MP4 at all (no `ftyp` box at the start) raises `NotMp4Error`.
+The reader only descends a fixed path of known containers (moov/trak/mdia/minf/stbl, moof/traf),
+so nesting is bounded by construction; box counts and leaf reads are capped.
+
+`check_video` decides whether a downloaded file is a video at all, and is what downloads use. It
+requires what a player needs before the first frame: an `ftyp` box first, a `moov` box (the
+movie header: before or after `mdat`; a fragmented MP4 has one too, with `mvex`, and its samples
+in `moof`/`mdat` pairs after it), and in it a video track (handler `vide`) whose width and height
+can be read and are not zero. The duration may stay unknown (null in the completed event). A file
+with only the signature, a truncated file whose `moov` never arrived, an audio-only MP4 and a
+video track without a size raise `NotAVideoError`, whose message names what is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ class NotMp4Error(ValueError):
     """The file does not start with an ISO-BMFF `ftyp` box."""
 
 
+class NotAVideoError(ValueError):
+    """An MP4 container without a readable video: no `moov`, or no video track with a size."""
+
+
 class _Bad(Exception):
     """A box that cannot be what it claims: give up on the field it was for."""
 
@@ -46,6 +58,9 @@ class _Track:
     height: int | None
     timescale: int
     duration: int  # of the samples in moov, in `timescale` units
+
+
+_NO_MOOV = _Track(track_id=0, width=None, height=None, timescale=0, duration=0)
 
 
 def is_mp4_signature(first_bytes: bytes) -> bool:
@@ -60,14 +75,41 @@ def probe_mp4(source: str | os.PathLike[str] | BinaryIO) -> Mp4Info:
     return _probe(source)
 
 
+def check_video(source: str | os.PathLike[str] | BinaryIO) -> Mp4Info:
+    """`probe_mp4`, for a file that must be a video (see the module docstring): raises
+    NotMp4Error without the signature, NotAVideoError without a moov or a sized video track."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as f:
+            return _check(f)
+    return _check(source)
+
+
+def _check(f: BinaryIO) -> Mp4Info:
+    info, track = _examine(f)
+    if track is _NO_MOOV:
+        raise NotAVideoError(
+            "it has no moov box (the movie header): the file is truncated or holds no movie"
+        )
+    if track is None:
+        raise NotAVideoError("its moov box has no readable video track (audio only, or damaged)")
+    if info.width is None or info.height is None:
+        raise NotAVideoError("its video track has no width and height")
+    return info
+
+
 def _probe(f: BinaryIO) -> Mp4Info:
+    return _examine(f)[0]
+
+
+def _examine(f: BinaryIO) -> tuple[Mp4Info, _Track | None]:
+    """The file's info and its first video track (_NO_MOOV when there is no moov at all)."""
     f.seek(0)
     if not is_mp4_signature(f.read(8)):
         raise NotMp4Error("not an MP4 file: it does not start with an ftyp box")
     file_end = f.seek(0, os.SEEK_END)
     moov = _guard(_first, f, 0, file_end, b"moov")
     if moov is None:  # e.g. truncated before a moov at the end
-        return Mp4Info(None, None, None)
+        return Mp4Info(None, None, None), _NO_MOOV
     return _probe_moov(f, moov, file_end)
 
 
@@ -132,7 +174,7 @@ def _times(full_box: bytes) -> tuple[int, int]:
     return _u32(full_box, 12), _u32(full_box, 16)
 
 
-def _probe_moov(f: BinaryIO, moov: _Span, file_end: int) -> Mp4Info:
+def _probe_moov(f: BinaryIO, moov: _Span, file_end: int) -> tuple[Mp4Info, _Track | None]:
     mvhd = mvex = track = None
     for kind, s, e in _boxes(f, *moov):
         if kind == b"mvhd" and mvhd is None:
@@ -151,7 +193,7 @@ def _probe_moov(f: BinaryIO, moov: _Span, file_end: int) -> Mp4Info:
             or _guard(_fragments_seconds, f, track, mvex, moov[1], file_end)
             or seconds
         )
-    return Mp4Info(round(seconds, 3) if seconds else None, width, height)
+    return Mp4Info(round(seconds, 3) if seconds else None, width, height), track
 
 
 def _movie_duration(mvhd: bytes | None) -> tuple[int, float | None]:

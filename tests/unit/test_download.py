@@ -303,6 +303,30 @@ async def test_not_an_mp4_is_final(tmp_path: Path, body: bytes) -> None:
     assert "not an MP4" in error.message
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        DATA[:32] + bytes(68),  # the signature and nothing else: 100 bytes, no moov
+        DATA[:32] + DATA[DATA.index(b"mdat") - 4 :],  # ftyp and the samples, moov cut out
+    ],
+    ids=["signature-only", "no-moov"],
+)
+async def test_an_mp4_without_a_video_is_final(tmp_path: Path, body: bytes) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "video/mp4"}, content=body)
+
+    async with serving(handler) as client:
+        error = await fails(client, tmp_path)
+    assert not error.transient and not error.expired
+    assert "not a playable MP4 video" in error.message and "moov" in error.message
+    assert names(tmp_path) == []
+
+
+async def test_an_existing_file_without_a_video_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / FINAL).write_bytes(DATA[:32] + bytes(68))
+    assert await existing_video(tmp_path, FINAL) is None
+
+
 async def test_cancelled_download_leaves_no_temp_file(tmp_path: Path) -> None:
     started = asyncio.Event()
 

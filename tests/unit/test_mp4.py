@@ -26,7 +26,14 @@ from typing import BinaryIO, cast
 
 import pytest
 
-from consumers.media.mp4 import Mp4Info, NotMp4Error, is_mp4_signature, probe_mp4
+from consumers.media.mp4 import (
+    Mp4Info,
+    NotAVideoError,
+    NotMp4Error,
+    check_video,
+    is_mp4_signature,
+    probe_mp4,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIA = ROOT / "simulator" / "media"
@@ -326,3 +333,48 @@ class CountingReader:
 
     def tell(self) -> int:
         return self.raw.tell()
+
+
+# --- check_video: what makes a file a video ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted(MEDIA.glob("*.mp4")), *sorted(FIXTURES.glob("*.mp4"))],
+    ids=lambda p: p.name,
+)
+def test_every_real_video_passes_the_check(path: Path) -> None:
+    info = check_video(path)
+    assert info == probe_mp4(path)
+    assert info.width and info.height
+
+
+@pytest.mark.parametrize(
+    ("data", "missing"),
+    [
+        # The 100-byte file of the issue: the signature and nothing else a player can use.
+        (box(b"ftyp", b"isom\0\0\0\0isomiso2avc1mp41") + bytes(72), "no moov"),
+        (box(b"ftyp", b"isom") + box(b"mdat", bytes(500)), "no moov"),
+        (box(b"ftyp", b"isom") + box(b"moov"), "no readable video track"),
+        (box(b"ftyp", b"isom") + movie(tracks=[(b"soun", (0, 0))]), "no readable video track"),
+        (box(b"ftyp", b"isom") + movie(size=(0, 0), sample_entry=(0, 0)), "no width and height"),
+    ],
+    ids=["signature-only", "mdat-only", "empty-moov", "audio-only", "no-size"],
+)
+def test_a_container_without_a_video_is_refused(data: bytes, missing: str) -> None:
+    with pytest.raises(NotAVideoError, match=missing):
+        check_video(cast(BinaryIO, io.BytesIO(data)))
+    probe(data)  # the best-effort probe still answers (None fields)
+
+
+def test_truncated_before_the_moov_is_refused(tmp_path: Path) -> None:
+    data = (FIXTURES / "moov_at_end.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: data.index(b"moov") - 100])
+    with pytest.raises(NotAVideoError, match="truncated"):
+        check_video(path)
+
+
+def test_check_video_needs_the_signature() -> None:
+    with pytest.raises(NotMp4Error):
+        check_video(cast(BinaryIO, io.BytesIO(b"<html></html>")))
