@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
 
     # MongoDB
-    mongodb_url: str = "mongodb://localhost:27017"
+    mongodb_url: SecretStr = SecretStr("mongodb://localhost:27017")  # may hold a password
     mongodb_db: str = "video_service"
 
     # The vendors' keys, URLs and limits belong to their packages: see providers/settings.py.
@@ -54,10 +54,12 @@ class Settings(BaseSettings):
     # (its first instance may still be recording it): longer than a submit call can take.
     submit_record_grace_s: float = Field(default=40.0, ge=0)
     cancel_memory_s: float = Field(default=3600.0, ge=0)
-    # Poll schedule: first query near the model's typical duration (or POLL_FIRST_S when set),
-    # then every POLL_INTERVAL_MIN_S growing by half each time up to POLL_INTERVAL_MAX_S.
+    # Polls (consumers/engine/polling.py): a running task is queried at most every
+    # POLL_INTERVAL_MIN_S (the first time POLL_FIRST_S after its submit, by default the same),
+    # as the vendor's query budget allows, most overdue first, and at least every
+    # POLL_INTERVAL_MAX_S when the budget allows it.
     poll_first_s: float | None = Field(default=None, ge=0)
-    poll_interval_min_s: float = Field(default=5.0, gt=0)
+    poll_interval_min_s: float = Field(default=1.0, gt=0)
     poll_interval_max_s: float = Field(default=60.0, gt=0)
     # Transient upstream errors: attempts before `upstream_unavailable`, and backoff bounds.
     upstream_max_attempts: int = Field(default=8, ge=1)

@@ -31,7 +31,7 @@ LEASE_WAIT_S = 1.0
 
 async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
     """Drive one task until it ends or this instance no longer holds it."""
-    progress = Progress()
+    progress = Progress(alarm)
     try:
         while True:
             task = await _load(ctx, task_id)

@@ -10,8 +10,11 @@ from pathlib import Path
 import httpx
 
 from consumers.engine.clock import Clock
+from consumers.engine.durations import Durations
 from consumers.engine.gate import SubmitGate
 from consumers.engine.outbox import Outbox
+from consumers.engine.polling import PollPlanner
+from consumers.engine.scheduler import Alarm
 from consumers.engine.slots import Slots
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
@@ -23,9 +26,11 @@ from providers.base import Provider
 class Progress:
     """What an actor keeps in memory between steps; lost on restart, and that is fine."""
 
+    alarm: Alarm = field(default_factory=Alarm)  # rung by a cancel request
     next_at: float = 0.0  # database timestamp of the next step
-    polls: int = 0
     attempts: int = 0  # consecutive transient failures of the current step
+    due_from: float | None = None  # since when the vendor has been generating, as far as known
+    last_poll: float = 0.0
 
 
 @dataclass
@@ -39,6 +44,8 @@ class EngineContext:
     http: httpx.AsyncClient
     video_dir: Path
     allowed_hosts: tuple[str, ...]
+    durations: Durations
+    planners: Mapping[str, PollPlanner] = field(default_factory=dict)  # per provider
     slots: Slots = field(default_factory=Slots)
     gate: SubmitGate = field(default_factory=SubmitGate)
     leases_fresh: Callable[[], bool] = lambda: True

@@ -17,9 +17,11 @@ from consumers.engine import actor
 from consumers.engine.cancels import CancelDesk
 from consumers.engine.clock import Clock
 from consumers.engine.context import EngineContext
+from consumers.engine.durations import Durations
 from consumers.engine.gate import SubmitGate
 from consumers.engine.leases import LeaseKeeper
 from consumers.engine.outbox import Outbox
+from consumers.engine.polling import PollPlanner
 from consumers.engine.scheduler import Alarm, Scheduler
 from consumers.errors import INFRA_ERRORS
 from consumers.media.files import sweep_parts
@@ -28,6 +30,7 @@ from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
 from providers.base import Provider
+from providers.limits import RateLimiter
 from schemas.status import TaskStatus
 
 log = logging.getLogger("video.engine")
@@ -63,6 +66,8 @@ class Engine:
             metrics=metrics,
             clock=self.clock,
             http=http,
+            durations=Durations(store, _typical_durations(providers)),
+            planners=_planners(providers),
             video_dir=Path(settings.video_dir).resolve(),
             allowed_hosts=settings.allowed_download_hosts(_result_hosts(providers)),
             gate=self.gate,
@@ -86,6 +91,7 @@ class Engine:
         resume this instance's tasks and take over orphans)."""
         try:
             await self.clock.sync(self.store)
+            await self.ctx.durations.load()
             await sweep_parts(self.video_dir, self._downloading_elsewhere)
         except INFRA_ERRORS as exc:
             log.warning("start-up housekeeping skipped: %r", exc)
@@ -98,6 +104,9 @@ class Engine:
         unresolved = await self.gate.close(grace_s)
         await self.leases.stop()
         await self.scheduler.stop()
+        for planner in self.ctx.planners.values():
+            await planner.stop()
+        await self.ctx.durations.stop()
         await self.outbox.publisher.replies.stop()
         try:
             released = await self.store.release_leases(self.owner, unresolved, self.clock.now())
@@ -122,6 +131,23 @@ class Engine:
             and t.lease_until is not None
             and t.lease_until > now
         }
+
+
+def _typical_durations(providers: Mapping[str, Provider]) -> dict[str, float]:
+    return {
+        name: spec.typical_duration_s
+        for provider in providers.values()
+        for name, spec in provider.models.items()
+    }
+
+
+def _planners(providers: Mapping[str, Provider]) -> dict[str, PollPlanner]:
+    """One query budget per provider (its documented queries per second; 0: no budget)."""
+    return {
+        name: PollPlanner(RateLimiter(provider.limits.queries_per_s).acquire)
+        for name, provider in providers.items()
+        if provider.limits.queries_per_s > 0
+    }
 
 
 def _result_hosts(providers: Mapping[str, Provider]) -> tuple[str, ...]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from consumers.engine import finish
 from consumers.engine.clock import seconds_between
 from consumers.engine.context import EngineContext, Progress
-from consumers.engine.schedule import poll_delay
+from consumers.errors import TaskMoved
 from consumers.media.files import video_filename
 from consumers.storage.task import PlannedVideo, Task
 from providers.base import PollResult, Provider, UpstreamState
-from providers.registry import get_model
 from schemas.errors import ErrorCode, ErrorInfo
 from schemas.status import TaskStatus
 
@@ -22,28 +23,58 @@ async def poll(
     """Query the vendor once; returns the seconds until the next step (None when ended)."""
     ctx.slots.force(task.id, provider, task.model)  # resumed or taken over: it still runs there
     assert task.upstream_task_id is not None and task.key_id is not None
+    await _turn(ctx, task, provider, progress)
     result = await provider.poll(task.upstream_task_id, task.key_id)
     ctx.metrics.upstream_calls.labels(provider.name, "query", "ok").inc()
+    now = progress.last_poll = ctx.clock.timestamp()
     progress.attempts = 0
-    progress.polls += 1
     if result.state in _WAITING:
-        delay = _next_poll_s(ctx, task, progress)
-        progress.next_at = ctx.clock.timestamp() + delay
+        if result.state is UpstreamState.QUEUED:
+            progress.due_from = now  # not started yet: its generation time counts from later
+        progress.next_at = now + ctx.settings.poll_interval_min_s
         if result.state is UpstreamState.RUNNING and task.status is TaskStatus.SUBMITTED:
             await ctx.outbox.move(
                 task, TaskStatus.RUNNING, {"upstream_status": result.upstream_status}
             )
-        return delay
+        return ctx.settings.poll_interval_min_s
     ctx.slots.release(task.id)
     if result.state is UpstreamState.SUCCEEDED:
-        ctx.metrics.generation_seconds.labels(provider.name, task.model).observe(
-            seconds_between(task.submitted_at, ctx.clock.now())
-        )
+        generation_s = seconds_between(task.submitted_at, ctx.clock.now())
+        ctx.metrics.generation_seconds.labels(provider.name, task.model).observe(generation_s)
+        ctx.durations.learn(task.model, now - (progress.due_from or now - generation_s))
         await _start_download(ctx, task, result)
         progress.attempts, progress.next_at = 0, 0.0
         return 0.0
     await finish.fail(ctx, task, _failure(task, result), stop_upstream=False)
     return None
+
+
+async def _turn(ctx: EngineContext, task: Task, provider: Provider, progress: Progress) -> None:
+    """Wait for this task's turn in the vendor's query budget; a cancel request or the
+    deadline cuts the wait short (TaskMoved: the actor reloads the task)."""
+    planner = ctx.planners.get(provider.name)
+    if planner is None:
+        return
+    turn = asyncio.ensure_future(planner.turn(_due(ctx, task, progress)))
+    woken = asyncio.ensure_future(
+        progress.alarm.sleep(ctx.seconds_left(task.deadline_at.timestamp()))
+    )
+    await asyncio.wait((turn, woken), return_when=asyncio.FIRST_COMPLETED)
+    woken.cancel()
+    if not turn.done():
+        turn.cancel()
+        raise TaskMoved
+
+
+def _due(ctx: EngineContext, task: Task, progress: Progress) -> float:
+    """When the task should have finished: most overdue goes first when the budget is short."""
+    started = progress.due_from
+    if started is None:
+        started = task.submitted_at.timestamp() if task.submitted_at else ctx.clock.timestamp()
+    due = started + ctx.durations.estimate(task.model)
+    if progress.last_poll:
+        due = min(due, progress.last_poll + ctx.settings.poll_interval_max_s)
+    return due
 
 
 def _failure(task: Task, result: PollResult) -> ErrorInfo:
@@ -84,14 +115,3 @@ async def _start_download(ctx: EngineContext, task: Task, result: PollResult) ->
         "usage": dict(result.usage) if result.usage else None,
     }
     await ctx.outbox.move(task, TaskStatus.DOWNLOADING, changes)
-
-
-def _next_poll_s(ctx: EngineContext, task: Task, progress: Progress) -> float:
-    settings = ctx.settings
-    return poll_delay(
-        progress.polls,
-        get_model(task.model).typical_duration_s,
-        settings.poll_first_s,
-        settings.poll_interval_min_s,
-        settings.poll_interval_max_s,
-    )

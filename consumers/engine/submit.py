@@ -17,7 +17,6 @@ import uuid
 
 from consumers.engine import finish
 from consumers.engine.context import EngineContext, Progress
-from consumers.engine.schedule import poll_delay
 from consumers.errors import INFRA_ERRORS, INFRA_RETRY_S, LeaseLost, ShuttingDown
 from consumers.storage.task import Task
 from providers.base import ModelSpec, Provider, ProviderError, Submitted
@@ -71,7 +70,7 @@ async def _send_and_record(
         ctx.slots.release(task.id)
         raise
     ctx.metrics.upstream_calls.labels(provider.name, "submit", "ok").inc()
-    first_poll = _first_poll_s(ctx, spec)
+    first_poll = ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
     recorded = await _record(ctx, task, ticket, submitted, first_poll)
     if recorded is None:
         # Cancelled, or taken over and submitted again meanwhile: nobody will use this one.
@@ -134,15 +133,4 @@ def _count_resubmission(ctx: EngineContext, task: Task) -> None:
         task.request_id,
         task.submit_started_at,
         task.provider,
-    )
-
-
-def _first_poll_s(ctx: EngineContext, spec: ModelSpec) -> float:
-    settings = ctx.settings
-    return poll_delay(
-        0,
-        spec.typical_duration_s,
-        settings.poll_first_s,
-        settings.poll_interval_min_s,
-        settings.poll_interval_max_s,
     )

@@ -25,6 +25,7 @@ class MemoryTaskStore:
         self._tasks: dict[str, dict[str, Any]] = {}
         self._by_request: dict[str, str] = {}
         self._cancels: dict[str, PendingCancel] = {}
+        self._durations: dict[str, float] = {}
 
     async def ensure_indexes(self) -> None:
         return None
@@ -140,6 +141,14 @@ class MemoryTaskStore:
 
     async def forget_cancel(self, request_id: str) -> None:
         self._cancels.pop(request_id, None)
+
+    # --- what was learned ---------------------------------------------------------------------
+
+    async def load_durations(self) -> dict[str, float]:
+        return dict(self._durations)
+
+    async def save_durations(self, seconds: Mapping[str, float]) -> None:
+        self._durations.update(seconds)
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class MongoTaskStore:
         self._db = client[database]
         self.tasks: AsyncCollection[Document] = self._db["tasks"]
         self.cancels: AsyncCollection[Document] = self._db["pending_cancels"]
+        self.learned: AsyncCollection[Document] = self._db["learned"]
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
@@ -192,6 +193,17 @@ class MongoTaskStore:
 
     async def forget_cancel(self, request_id: str) -> None:
         await self.cancels.delete_one({"_id": request_id})
+
+    # --- what was learned ---------------------------------------------------------------------
+
+    async def load_durations(self) -> dict[str, float]:
+        doc = await self.learned.find_one({"_id": "durations"})
+        # A list of pairs: model names hold "." (wanx2.1-...), which field names may not.
+        return {p["model"]: float(p["seconds"]) for p in (doc or {}).get("models", [])}
+
+    async def save_durations(self, seconds: Mapping[str, float]) -> None:
+        pairs = [{"model": m, "seconds": s} for m, s in sorted(seconds.items())]
+        await self.learned.replace_one({"_id": "durations"}, {"models": pairs}, upsert=True)
 
     # --- helpers ------------------------------------------------------------------------------
 

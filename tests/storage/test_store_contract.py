@@ -189,3 +189,10 @@ async def test_clock_is_the_databases(store: TaskStore) -> None:
     before = datetime.now(UTC) - timedelta(seconds=5)
     moment = await store.clock()
     assert moment.tzinfo is not None and before < moment < before + timedelta(seconds=60)
+
+
+async def test_learned_durations_are_kept(store: TaskStore) -> None:
+    assert await store.load_durations() == {}
+    await store.save_durations({"wanx2.1-t2v-plus": 180.5, "cogvideox-2": 30.0})
+    await store.save_durations({"cogvideox-2": 25.0, "wanx2.1-t2v-plus": 180.5})
+    assert await store.load_durations() == {"wanx2.1-t2v-plus": 180.5, "cogvideox-2": 25.0}
