@@ -51,7 +51,7 @@ async def submit(
         },
     )
     delay = await ctx.gate.run(task.id, _send_and_record(ctx, task, ticket, provider, spec))
-    progress.polls, progress.attempts = 0, 0
+    progress.attempts, progress.due_from, progress.last_poll = 0, None, 0.0
     progress.next_at = ctx.clock.timestamp() + delay
     return delay
 
