@@ -56,9 +56,17 @@ class ProviderError(Exception):
 
     `transient` errors (throttling, 5xx, timeouts, connection errors) may be retried after
     `retry_after` seconds (from the vendor's `Retry-After` when it sent one). A submit is only
-    retried when `submit_not_taken` is true: the vendor certainly created no task. A submit whose
-    outcome is unknown (a timeout after the request was sent) has `transient` true and
-    `submit_not_taken` false.
+    retried when `submit_not_taken` is true: the vendor certainly created no task (it refused the
+    request: a 4xx other than 408, or a documented throttling code). A submit whose outcome is
+    unknown (a timeout after the request was sent, any 5xx, a 408) has `submit_not_taken` false:
+    `Provider.find_submitted` may resolve it.
+
+    `already_exists`: the vendor refused a submit because a task with the same client request id
+    exists already (BigModel 1231): the generation was created (and is billed) by an earlier send
+    of the same attempt; it is neither transient nor "not taken".
+
+    `upstream_request_id` is the vendor's own id of the failing call, from its error body, for
+    support tickets; `to_error()` carries it into the contract's error object.
     """
 
     def __init__(
@@ -70,6 +78,8 @@ class ProviderError(Exception):
         transient: bool = False,
         retry_after: float | None = None,
         submit_not_taken: bool = False,
+        already_exists: bool = False,
+        upstream_request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -78,6 +88,8 @@ class ProviderError(Exception):
         self.transient = transient
         self.retry_after = retry_after
         self.submit_not_taken = submit_not_taken
+        self.already_exists = already_exists
+        self.upstream_request_id = upstream_request_id
 
     def to_error(self) -> ErrorInfo:
         return ErrorInfo(
@@ -85,6 +97,7 @@ class ProviderError(Exception):
             message=self.message,
             retryable=self.transient,
             upstream_code=self.upstream_code,
+            upstream_request_id=self.upstream_request_id,
         )
 
 

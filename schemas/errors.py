@@ -35,3 +35,5 @@ class ErrorInfo(BaseModel):
     message: str
     retryable: bool = False
     upstream_code: str | None = None
+    # The vendor's own id of the failing call (DashScope's `request_id`), for support tickets.
+    upstream_request_id: str | None = None

@@ -23,6 +23,8 @@ from providers.base import (
 from providers.classify import (
     BAD_KEY,
     BROKEN,
+    FREE_TIER_ONLY,
+    MEDIA_TIMEOUT,
     MODERATION,
     NO_ACCESS,
     QUOTA,
@@ -79,9 +81,15 @@ ERRORS = ErrorTable(
         "InvalidURL": REJECTED,
         "UnsupportedOperation": REJECTED,
         "Arrearage": QUOTA,
+        # 403, "The free tier of the model has been exhausted…" (issue 9; not in upstream-apis.md):
+        # quota, not a bad key.
+        "AllocationQuota.FreeTierOnly": FREE_TIER_ONLY,
         "InvalidApiKey": BAD_KEY,
         "RequestTimeOut": TIMED_OUT,
     },
+    # "InvalidParameter.DataInspection" also says "Download the media resource timed out during
+    # the data inspection process." (issue 9): the image host was slow, not the image wrong.
+    by_message=(("InvalidParameter.DataInspection", r"time[sd]? ?out", MEDIA_TIMEOUT),),
     prefixes=(
         ("InvalidParameter", REJECTED),
         ("BadRequest", REJECTED),
@@ -149,8 +157,10 @@ def parse_cancel(status_code: int, headers: Mapping[str, str], body: Any) -> boo
 
 
 def classify_error(status_code: int, headers: Mapping[str, str], body: Any) -> ProviderError:
+    """`{"code", "message", "request_id"}` (§1.8); `request_id` is kept for support tickets."""
     code = json_text(body, "code")
-    return ERRORS.http_error(status_code, headers, code, json_text(body, "message"))
+    message, request_id = json_text(body, "message"), json_text(body, "request_id")
+    return ERRORS.http_error(status_code, headers, code, message, request_id)
 
 
 def _succeeded(status: str, output: Mapping[str, Any], body: Any) -> PollResult:

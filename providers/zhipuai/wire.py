@@ -20,10 +20,14 @@ from providers.base import (
     UpstreamVideo,
 )
 from providers.classify import (
+    ACCOUNT,
+    ACCOUNT_BUSY,
     BAD_KEY,
     BROKEN,
+    EXISTS,
     MODERATION,
     NO_ACCESS,
+    POLICY,
     QUOTA,
     REJECTED,
     THROTTLED,
@@ -46,9 +50,16 @@ ERRORS = ErrorTable(
     exact={
         "500": BROKEN,
         **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), BAD_KEY),
+        # Account errors (Z-ERR; they arrive with HTTP 429 but are not throttling): inactive,
+        # unknown, locked, locked for irregular activity. Retrying cannot help.
+        **dict.fromkeys(("1110", "1111", "1112", "1121"), ACCOUNT),
         "1113": QUOTA,  # in arrears; comes with HTTP 429 but is not throttling
+        "1120": ACCOUNT_BUSY,  # "Unable to successfully access your account, try again later"
         **dict.fromkeys(("1210", "1211", "1212", "1213", "1214", "1215", "1261"), REJECTED),
+        **dict.fromkeys(("1221", "1222"), REJECTED),  # API offline / does not exist
         "1220": NO_ACCESS,
+        "1231": EXISTS,  # "You already have a request: ${request_id}": a repeated request_id
+        "1300": POLICY,  # "API call blocked by policy"
         "1301": MODERATION,
         **dict.fromkeys(("1302", "1303", "1305"), THROTTLED),
         "1304": QUOTA,  # daily call limit: retrying within the task's deadline is futile
@@ -108,9 +119,12 @@ def parse_cancel(status_code: int, headers: Mapping[str, str], body: Any) -> boo
 
 
 def classify_error(status_code: int, headers: Mapping[str, str], body: Any) -> ProviderError:
+    """`{"error": {"code", "message"}}` (§2.6). BigModel documents no request id in error
+    bodies; one is kept when the body has it anyway (top level or in `error`)."""
     error = json_object(body, "error")
     code, message = json_text(error, "code"), json_text(error, "message")
-    return ERRORS.http_error(status_code, headers, code, message)
+    request_id = json_text(body, "request_id") or json_text(error, "request_id")
+    return ERRORS.http_error(status_code, headers, code, message, request_id)
 
 
 def _succeeded(status: str, body: Any) -> PollResult:

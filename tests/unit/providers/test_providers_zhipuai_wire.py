@@ -189,41 +189,105 @@ def test_parse_fail_with_an_error_object() -> None:
     assert (result.error.code, result.error.upstream_code) == (ErrorCode.CONTENT_MODERATION, "1301")
 
 
-# §2.6: the envelope and every listed business code
+# §2.6 and Z-ERR (the Z.ai table lists 1110-1121, 1231 and 1300 as well): the envelope and
+# every listed business code. A 4xx or a throttling code is a refusal; a 5xx otherwise leaves a
+# submit's outcome unknown.
 @pytest.mark.parametrize(
-    ("status", "code", "expected", "transient"),
+    ("status", "code", "expected", "transient", "not_taken"),
     [
-        (500, "500", ErrorCode.UPSTREAM_UNAVAILABLE, True),
-        (401, "1000", ErrorCode.UPSTREAM_UNAVAILABLE, False),
-        (401, "1001", ErrorCode.UPSTREAM_UNAVAILABLE, False),
-        (401, "1002", ErrorCode.UPSTREAM_UNAVAILABLE, False),
-        (401, "1003", ErrorCode.UPSTREAM_UNAVAILABLE, False),
-        (401, "1004", ErrorCode.UPSTREAM_UNAVAILABLE, False),
-        (429, "1113", ErrorCode.QUOTA_EXCEEDED, False),
-        (400, "1210", ErrorCode.UPSTREAM_REJECTED, False),
-        (400, "1211", ErrorCode.UPSTREAM_REJECTED, False),
-        (400, "1213", ErrorCode.UPSTREAM_REJECTED, False),
-        (400, "1214", ErrorCode.UPSTREAM_REJECTED, False),
-        (400, "1215", ErrorCode.UPSTREAM_REJECTED, False),
-        (403, "1220", ErrorCode.UPSTREAM_UNAVAILABLE, False),
-        (400, "1261", ErrorCode.UPSTREAM_REJECTED, False),
-        (400, "1301", ErrorCode.CONTENT_MODERATION, False),
-        (429, "1302", ErrorCode.UPSTREAM_UNAVAILABLE, True),
-        (429, "1303", ErrorCode.UPSTREAM_UNAVAILABLE, True),
-        (429, "1304", ErrorCode.QUOTA_EXCEEDED, False),
-        (429, "1305", ErrorCode.UPSTREAM_UNAVAILABLE, True),
-        (503, "1305", ErrorCode.UPSTREAM_UNAVAILABLE, True),
-        (429, "9999", ErrorCode.UPSTREAM_UNAVAILABLE, True),
-        (400, "9999", ErrorCode.UPSTREAM_REJECTED, False),
+        (500, "500", ErrorCode.UPSTREAM_UNAVAILABLE, True, False),
+        (401, "1000", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (401, "1001", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (401, "1002", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (401, "1003", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (401, "1004", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (429, "1110", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (429, "1111", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (429, "1112", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (429, "1113", ErrorCode.QUOTA_EXCEEDED, False, True),
+        (429, "1120", ErrorCode.UPSTREAM_UNAVAILABLE, True, True),
+        (429, "1121", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (400, "1210", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (400, "1211", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (400, "1213", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (400, "1214", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (400, "1215", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (403, "1220", ErrorCode.UPSTREAM_UNAVAILABLE, False, True),
+        (400, "1231", ErrorCode.UPSTREAM_REJECTED, False, False),
+        (400, "1261", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (400, "1300", ErrorCode.UPSTREAM_REJECTED, False, True),
+        (400, "1301", ErrorCode.CONTENT_MODERATION, False, True),
+        (429, "1302", ErrorCode.UPSTREAM_UNAVAILABLE, True, True),
+        (429, "1303", ErrorCode.UPSTREAM_UNAVAILABLE, True, True),
+        (429, "1304", ErrorCode.QUOTA_EXCEEDED, False, True),
+        (429, "1305", ErrorCode.UPSTREAM_UNAVAILABLE, True, True),
+        (503, "1305", ErrorCode.UPSTREAM_UNAVAILABLE, True, True),
+        (503, "500", ErrorCode.UPSTREAM_UNAVAILABLE, True, False),
+        (429, "9999", ErrorCode.UPSTREAM_UNAVAILABLE, True, True),
+        (400, "9999", ErrorCode.UPSTREAM_REJECTED, False, True),
     ],
 )
-def test_documented_errors(status: int, code: str, expected: ErrorCode, transient: bool) -> None:
+def test_documented_errors(
+    status: int, code: str, expected: ErrorCode, transient: bool, not_taken: bool
+) -> None:
     error = wire.classify_error(
         status, {}, {"error": {"code": code, "message": "Input cannot be empty"}}
     )
     assert (error.code, error.upstream_code, error.transient) == (expected, code, transient)
-    assert error.submit_not_taken
+    assert error.submit_not_taken is not_taken
+    assert error.already_exists is (code == "1231")
     assert "BigModel" in error.message and "Input cannot be empty" in error.message
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("1110", "Your account is currently inactive. Please check your account information"),
+        ("1111", "Your account does not exist"),
+        ("1112", "Your account has been locked, please contact customer service to unlock"),
+        ("1121", "Account has irregular activities and has been locked"),
+    ],
+)
+def test_account_errors_on_429_are_not_throttling(code: str, message: str) -> None:
+    error = wire.classify_error(
+        429, {"Retry-After": "5"}, {"error": {"code": code, "message": message}}
+    )
+    assert (error.code, error.transient, error.retry_after) == (
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        False,
+        None,
+    )
+    assert message in error.message and error.message.endswith("check ZHIPUAI_API_KEY")
+
+
+def test_a_repeated_request_id_says_the_task_exists() -> None:
+    body = {"error": {"code": "1231", "message": "You already have a request: order-42-a1"}}
+    with pytest.raises(ProviderError) as caught:
+        wire.parse_submit(400, {}, body)
+    error = caught.value
+    assert error.already_exists
+    assert (error.code, error.transient, error.submit_not_taken) == (
+        ErrorCode.UPSTREAM_REJECTED,
+        False,
+        False,
+    )
+    assert "1231" in error.message and "order-42-a1" in error.message
+
+
+def test_a_policy_block_is_a_rejection() -> None:
+    body = {"error": {"code": "1300", "message": "API call blocked by policy"}}
+    error = wire.classify_error(400, {}, body)
+    assert (error.code, error.transient) == (ErrorCode.UPSTREAM_REJECTED, False)
+    assert "blocked" in error.message
+
+
+def test_a_request_id_in_an_error_body_is_kept() -> None:
+    error = wire.classify_error(
+        500, {}, {"error": {"code": "500", "message": "Internal Error"}, "request_id": "8868"}
+    )
+    assert error.to_error().upstream_request_id == "8868"
+    undocumented = wire.classify_error(400, {}, {"error": {"code": "1214", "message": "m"}})
+    assert undocumented.upstream_request_id is None
 
 
 def test_the_documented_401_names_the_variable_not_the_key() -> None:
