@@ -3,24 +3,45 @@
 The body is streamed to a temporary name in constant memory, hashed as it arrives, checked (size
 limit, Content-Length, MP4 signature, then a video: `consumers.media.mp4.check_video`) and
 renamed to its final name only when whole and synced: a file under its final name is always
-complete (contract, "Completed event"). Only the fsync, the
-probe and the rename leave the event loop; 64 KiB writes and hash updates stay on it.
+complete (contract, "Completed event"). Only the fsync, the probe and the rename leave the
+event loop; 64 KiB writes and hash updates stay on it.
+
+Where from: each URL, the first and every redirect hop, passes `consumers.media.hosts` (the
+DOWNLOAD_ALLOWED_HOSTS rules) before a byte is sent. A host trusted as listed exactly is fetched
+as given. A checked host (a subdomain of an entry: https, port 443, public addresses only) is
+resolved here with the event loop's getaddrinfo, every address is checked, and the request goes
+to a checked address itself: the URL's host is replaced by that IP, while the `Host` header and
+the TLS server name (httpx's `sni_hostname` extension) keep the real name, so the certificate is
+still verified for the name. No second resolution happens between the check and the connection,
+so DNS rebinding cannot switch the address. Such requests carry `Connection: close`, so a
+connection verified for one name is never reused for another name on the same address. The
+addresses are tried in order until one connects. Caveat: when the process has an HTTP proxy
+configured (HTTPS_PROXY), the proxy connects on our behalf; it is asked for the checked IP too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import os
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
+from consumers.media.hosts import (
+    HostRefused,
+    ResolveFailed,
+    Resolver,
+    Target,
+    public_addresses,
+    system_resolve,
+    target,
+)
+from consumers.media.hosts import where as _where
 from consumers.media.mp4 import Mp4Info, NotAVideoError, NotMp4Error, check_video, is_mp4_signature
 
 CONTENT_TYPE = "video/mp4"
@@ -35,7 +56,8 @@ class DownloadError(Exception):
 
     `transient`: the same URL may work later (5xx, 429, timeouts, connection errors, a truncated
     body, a local write error). `expired`: the URL is gone (403/404/410), retrying cannot help.
-    Neither: the answer itself is unacceptable (host not allowed, too large, not an MP4).
+    Neither: the answer itself is unacceptable (host, scheme, port or address not allowed, too
+    large, not a video).
     """
 
     def __init__(self, message: str, *, transient: bool = False, expired: bool = False) -> None:
@@ -60,35 +82,6 @@ class VideoFile:
     height: int | None
 
 
-def host_allowed(url: str, allowed_suffixes: Sequence[str]) -> bool:
-    """Whether `url` is http(s) on a host equal to, or a subdomain of, an allowed suffix.
-
-    Parsed by httpx, the parser that will make the connection, so the check and the request agree
-    on the host. IP addresses and "localhost" only match exactly ("1.2.3.4" must not allow
-    "11.2.3.4", nor "localhost" allow "evil.localhost").
-    """
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return False
-    if parsed.scheme not in ("http", "https") or parsed.userinfo:
-        return False
-    host = parsed.raw_host.decode("ascii").rstrip(".").lower()  # IDNA hosts come as xn--
-    if not host:
-        return False
-    exact_only = _is_ip(host)
-    for raw in allowed_suffixes:
-        suffix = raw.strip().strip("[]").strip(".").lower()
-        if not suffix:
-            continue
-        if host == suffix:
-            return True
-        if not (exact_only or _is_ip(suffix) or suffix == "localhost"):
-            if host.endswith("." + suffix):
-                return True
-    return False
-
-
 async def download_video(
     client: httpx.AsyncClient,
     url: str,
@@ -99,27 +92,29 @@ async def download_video(
     max_bytes: int,
     allowed_hosts: Sequence[str],
     timeout: float = 60.0,  # noqa: ASYNC109 - httpx's per-wait timeout, not a deadline
+    resolve: Resolver = system_resolve,
 ) -> VideoFile:
     """Download `url` to `video_dir/filename` through `video_dir/temp_name`.
 
     `timeout` bounds connecting and each wait for data, not the whole transfer: the task's own
     deadline bounds that (by cancelling this coroutine, which removes the temporary file).
-    Redirects are followed here, each hop checked against `allowed_hosts`. Raises DownloadError;
-    ValueError for a file name that is not a plain name (a caller bug).
+    Redirects are followed here, each hop checked against `allowed_hosts` (see the module
+    docstring); `resolve` finds a checked host's addresses. Raises DownloadError; ValueError for
+    a file name that is not a plain name (a caller bug).
     """
     _check_name(filename)
     _check_name(temp_name)
     if filename == temp_name:
         raise ValueError("filename and temp_name must differ")
-    if not host_allowed(url, allowed_hosts):
-        raise DownloadError(
-            f"downloads from {_where(url)} are not allowed (DOWNLOAD_ALLOWED_HOSTS)"
-        )
+    try:
+        first = target(url, allowed_hosts)
+    except HostRefused as exc:
+        raise DownloadError(exc.message) from None
     final = video_dir / filename
     part = _Part(video_dir / temp_name)
     try:
         await asyncio.to_thread(video_dir.mkdir, parents=True, exist_ok=True)
-        await _fetch(client, url, part, max_bytes, allowed_hosts, timeout)
+        await _fetch(client, first, part, max_bytes, allowed_hosts, timeout, resolve)
         part.finishing = True
         info = await asyncio.to_thread(part.finish, final)
     except BaseException as exc:
@@ -153,36 +148,81 @@ def remove_file(video_dir: Path, name: str) -> None:
 
 async def _fetch(
     client: httpx.AsyncClient,
-    url: str,
+    hop: Target,
     part: _Part,
     max_bytes: int,
     allowed_hosts: Sequence[str],
     http_timeout: float,
+    resolve: Resolver,
 ) -> None:
     for _ in range(MAX_REDIRECTS + 1):
         # Redirects are never left to the client: a redirect to an internal host is the same
         # SSRF as a direct link to it.
-        async with client.stream(
-            "GET",
-            url,
-            headers={"Accept-Encoding": "identity"},
-            timeout=http_timeout,
-            follow_redirects=False,
-        ) as response:
+        async with _get(client, hop, http_timeout, resolve) as response:
             if response.is_redirect:
-                url = str(response.url.join(response.headers["location"]))
-                if not host_allowed(url, allowed_hosts):
-                    where = _where(url)
-                    raise DownloadError(f"redirected to {where}: not in DOWNLOAD_ALLOWED_HOSTS")
+                location = hop.url.join(response.headers["location"])
+                try:
+                    hop = target(location, allowed_hosts)
+                except HostRefused as exc:
+                    raise DownloadError(
+                        f"redirected to {_where(location)}: {exc.message}"
+                    ) from None
                 continue
             if response.status_code != 200:
-                raise _status_error(response)
-            await _receive(response, part, max_bytes)
+                raise _status_error(response, hop.url)
+            await _receive(response, part, max_bytes, hop.url)
             return
-    raise DownloadError(f"more than {MAX_REDIRECTS} redirects from {_where(url)}")
+    raise DownloadError(f"more than {MAX_REDIRECTS} redirects from {_where(hop.url)}")
 
 
-async def _receive(response: httpx.Response, part: _Part, max_bytes: int) -> None:
+@asynccontextmanager
+async def _get(
+    client: httpx.AsyncClient, hop: Target, http_timeout: float, resolve: Resolver
+) -> AsyncIterator[httpx.Response]:
+    """GET one hop, streamed: as given, or (checked hosts) at a checked address of its host."""
+    headers = {"Accept-Encoding": "identity"}
+    if not hop.checked:
+        requests = [client.build_request("GET", hop.url, headers=headers, timeout=http_timeout)]
+    else:
+        headers |= {"Host": hop.host, "Connection": "close"}
+        requests = [
+            client.build_request(
+                "GET",
+                hop.url.copy_with(host=address),
+                headers=headers,
+                timeout=http_timeout,
+                extensions={"sni_hostname": hop.host},
+            )
+            for address in await _addresses(hop, resolve, http_timeout)
+        ]
+    for i, request in enumerate(requests):
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if i == len(requests) - 1:
+                raise
+            continue  # the next checked address
+        try:
+            yield response
+        finally:
+            await response.aclose()
+        return
+
+
+async def _addresses(hop: Target, resolve: Resolver, http_timeout: float) -> list[str]:
+    try:
+        async with asyncio.timeout(http_timeout):
+            return await public_addresses(hop.host, 443, resolve)
+    except HostRefused as exc:
+        raise DownloadError(f"{_where(hop.url)}: {exc.message}") from None
+    except (ResolveFailed, TimeoutError) as exc:
+        detail = str(exc) or f"{hop.host} did not resolve within {http_timeout} s"
+        raise DownloadError(
+            f"cannot download from {_where(hop.url)}: {detail}", transient=True
+        ) from None
+
+
+async def _receive(response: httpx.Response, part: _Part, max_bytes: int, url: httpx.URL) -> None:
     declared = _content_length(response)
     if declared is not None and declared > max_bytes:
         raise DownloadError(f"the video is {declared} bytes, over MAX_VIDEO_BYTES ({max_bytes})")
@@ -194,7 +234,7 @@ async def _receive(response: httpx.Response, part: _Part, max_bytes: int) -> Non
         if len(head) < 8:  # give up at once on an error page served with 200
             head = (head + chunk)[:8]
             if len(head) == 8 and not is_mp4_signature(head):
-                raise _not_mp4(response)
+                raise _not_mp4(response, url)
         part.write(chunk)
         # A fast link can keep the socket buffer full so reads never wait: let the other
         # downloads and consumers run between chunks anyway.
@@ -206,12 +246,12 @@ async def _receive(response: httpx.Response, part: _Part, max_bytes: int) -> Non
     received = response.num_bytes_downloaded if encoded else part.size
     if declared is not None and received != declared:
         raise DownloadError(
-            f"the download from {_where(response.url)} is incomplete: "
+            f"the download from {_where(url)} is incomplete: "
             f"{received} bytes received, {declared} announced by Content-Length",
             transient=True,
         )
     if not is_mp4_signature(head):
-        raise _not_mp4(response)
+        raise _not_mp4(response, url)
 
 
 class _Part:
@@ -313,9 +353,9 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _status_error(response: httpx.Response) -> DownloadError:
+def _status_error(response: httpx.Response, url: httpx.URL) -> DownloadError:
     code = response.status_code
-    where = _where(response.url)
+    where = _where(url)
     if code in _EXPIRED_STATUSES:
         return DownloadError(
             f"the video link has expired or is gone: HTTP {code} from {where}", expired=True
@@ -325,9 +365,9 @@ def _status_error(response: httpx.Response) -> DownloadError:
     return DownloadError(f"unexpected HTTP {code} from {where}")
 
 
-def _not_mp4(response: httpx.Response) -> DownloadError:
+def _not_mp4(response: httpx.Response, url: httpx.URL) -> DownloadError:
     kind = response.headers.get("content-type", "no content type")
-    return DownloadError(f"the download from {_where(response.url)} is not an MP4 file ({kind})")
+    return DownloadError(f"the download from {_where(url)} is not an MP4 file ({kind})")
 
 
 def _classify(exc: BaseException, url: str, temp: Path) -> DownloadError:
@@ -348,23 +388,6 @@ def _content_length(response: httpx.Response) -> int | None:
     except (KeyError, ValueError):
         return None
     return value if value >= 0 else None
-
-
-def _where(url: str | httpx.URL) -> str:
-    """scheme://host/path of a URL: signed result URLs carry credentials in the query."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "an invalid URL"
-    return f"{parsed.scheme}://{parsed.host}{parsed.path}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_name(name: str) -> None:

@@ -14,7 +14,9 @@ class BigModelProvider(HttpProvider):
     name = "zhipuai"
     key_env = "ZHIPUAI_API_KEY"
     models = models_of("zhipuai")
-    # The documented result host is sfile.chatglm.cn; bigmodel.cn is the platform's own domain.
-    result_host_suffixes = ("chatglm.cn", "bigmodel.cn")
+    # The documented result host is sfile.chatglm.cn; CogVideoX results are also served from
+    # aigc-files.bigmodel.cn (the platform's own domain). Subdomains only, each checked (https,
+    # port 443, public addresses: consumers/media/hosts.py).
+    result_host_suffixes = (".chatglm.cn", ".bigmodel.cn")
     supports_cancel = False  # no cancel endpoint
     wire: ClassVar[Wire] = bigmodel_wire

@@ -1,5 +1,10 @@
 """Downloading videos: httpx.MockTransport serves the bytes; a real socket server covers what a
-mock transport cannot fake (a body cut short on the wire)."""
+mock transport cannot fake (a body cut short on the wire).
+
+Result hosts (subdomains of an allowed entry) are resolved and fetched at a checked public
+address: here a stand-in resolver gives PUBLIC, so requests reach the mock transport with that
+IP in the URL and the host name in the `Host` header (tests/unit/test_download_safety.py covers
+the address rules themselves)."""
 
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from consumers.media.download import (
     VideoFile,
     download_video,
     existing_video,
-    host_allowed,
     remove_file,
 )
+from consumers.media.hosts import host_allowed
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = (ROOT / "simulator" / "media" / "landscape_720p_5s.mp4").read_bytes()
@@ -27,6 +32,12 @@ URL = "https://bucket.oss-cn-beijing.aliyuncs.com/out/v.mp4?Expires=1&Signature=
 ALLOWED = ["aliyuncs.com", "bigmodel.cn"]
 FINAL = "aliyun_20261127_200858_0_a1b2c3d4.mp4"
 TEMP = ".task-1.0.part"
+PUBLIC = "47.95.0.10"  # an Alibaba Cloud address: what the stand-in resolver answers
+
+
+async def resolve_public(host: str, port: int) -> list[str]:
+    return [PUBLIC]
+
 
 Handler = Callable[[httpx.Request], Any]
 
@@ -48,7 +59,11 @@ def ok(request: httpx.Request) -> httpx.Response:
 async def fetch(
     client: httpx.AsyncClient, video_dir: Path, url: str = URL, **kwargs: Any
 ) -> VideoFile:
-    options: dict[str, Any] = {"max_bytes": 10 * len(DATA), "allowed_hosts": ALLOWED}
+    options: dict[str, Any] = {
+        "max_bytes": 10 * len(DATA),
+        "allowed_hosts": ALLOWED,
+        "resolve": resolve_public,
+    }
     options.update(kwargs)
     return await download_video(
         client, url, video_dir=video_dir, filename=FINAL, temp_name=TEMP, **options
@@ -96,6 +111,9 @@ async def test_download_saves_a_checked_file_under_its_final_name(tmp_path: Path
     assert final.read_bytes() == DATA
     assert names(video_dir) == [FINAL]  # temp file gone
     assert seen[0].headers["accept-encoding"] == "identity"
+    assert seen[0].url.host == PUBLIC  # the checked address, not a second resolution
+    assert seen[0].headers["host"] == "bucket.oss-cn-beijing.aliyuncs.com"
+    assert seen[0].extensions["sni_hostname"] == "bucket.oss-cn-beijing.aliyuncs.com"
 
 
 async def test_streamed_body_without_content_length(tmp_path: Path) -> None:
@@ -118,7 +136,7 @@ async def test_a_stale_temp_file_from_a_crashed_attempt_is_replaced(tmp_path: Pa
 
 async def test_redirect_within_allowed_hosts_is_followed(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "open.bigmodel.cn":
+        if request.headers["host"] == "open.bigmodel.cn":
             return httpx.Response(302, headers={"location": "https://cdn.bigmodel.cn/v.mp4"})
         return ok(request)
 
@@ -159,7 +177,7 @@ async def test_redirect_to_a_host_not_allowed_is_not_followed(tmp_path: Path) ->
 
     async with serving(handler, seen) as client:
         error = await fails(client, tmp_path)
-    assert [r.url.host for r in seen] == ["bucket.oss-cn-beijing.aliyuncs.com"]
+    assert [r.headers["host"] for r in seen] == ["bucket.oss-cn-beijing.aliyuncs.com"]
     assert not error.transient
     assert "127.0.0.1" in error.message
 
@@ -410,8 +428,14 @@ def test_remove_file(tmp_path: Path) -> None:
     [
         ("https://aliyuncs.com/v.mp4", True),
         ("https://dashscope-result.oss-cn-beijing.aliyuncs.com/v.mp4?x=1", True),
-        ("http://A.OSS.ALIYUNCS.COM./v.mp4", True),  # case and trailing dot
-        ("https://cdn.bigmodel.cn:8443/v.mp4", True),  # any port
+        ("https://A.OSS.ALIYUNCS.COM./v.mp4", True),  # case and trailing dot
+        ("http://a.oss.aliyuncs.com/v.mp4", False),  # a subdomain: https only
+        ("https://cdn.bigmodel.cn:8443/v.mp4", False),  # a subdomain: the default port only
+        ("https://cdn.bigmodel.cn:443/v.mp4", True),
+        ("https://bigmodel.cn/v.mp4", False),  # ".bigmodel.cn": subdomains only
+        ("http://aliyuncs.com:8080/v.mp4", True),  # listed exactly: any scheme and port
+        ("https://oss-cn-beijing-internal.aliyuncs.com/v.mp4", False),
+        ("https://b.oss-cn-beijing-internal.aliyuncs.com/v.mp4", False),
         ("https://evilaliyuncs.com/v.mp4", False),
         ("https://aliyuncs.com.evil.com/v.mp4", False),
         ("http://aliyuncs.com@evil.com/", False),  # userinfo trick: the host is evil.com
