@@ -20,6 +20,8 @@ import httpx
 from faststream import ContextRepo, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.response import KafkaPublishCommand
+from faststream.response.publish_type import PublishType
 from pymongo import AsyncMongoClient
 
 from consumers.engine.engine import Engine
@@ -58,7 +60,9 @@ Connect = Callable[[Settings], AbstractAsyncContextManager[Connections]]
 async def connect(settings: Settings) -> AsyncIterator[Connections]:
     """The real ones: topics created, MongoDB, the vendors, an HTTP client for downloads."""
     await ensure_topics(settings)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url.get_secret_value(), tz_aware=True
+    )
     store = MongoTaskStore(mongo, settings.mongodb_db)
     providers = create_providers(ProviderSettings.from_environment())
     http = httpx.AsyncClient(
@@ -158,6 +162,7 @@ def _assemble(
         {STATUS: settings.topic_status, COMPLETED: settings.topic_completed},
         settings.topic_dlq,
         on_reply_failure=metrics.reply_copies_failed.inc,
+        reply_send=kafka_send(broker, metered=False),
     )
     engine = Engine(
         settings=settings,
@@ -184,17 +189,29 @@ def _assemble(
     return {"engine": engine, "intake": intake, "auth": auth}
 
 
-def kafka_send(broker: KafkaBroker) -> Send:
-    """The publisher's way to Kafka: queue a send, return its confirmation."""
+def kafka_send(broker: KafkaBroker, *, metered: bool = True) -> Send:
+    """The publisher's way to Kafka: queue a send, return its confirmation.
+
+    `metered=False` goes to the broker's producer directly, past the middlewares: for copies to
+    producers' reply topics, which must not each add a set of per-topic metrics series."""
 
     async def send(value: bytes, topic: str, key: bytes | None) -> Awaitable[Any]:
-        confirmation = await broker.publish(
-            value,
-            topic,
-            key=key,
-            headers={"content-type": "application/json"},
-            no_confirm=True,
-        )
+        headers = {"content-type": "application/json"}
+        if metered:
+            confirmation = await broker.publish(
+                value, topic, key=key, headers=headers, no_confirm=True
+            )
+        else:
+            command = KafkaPublishCommand(
+                value,
+                topic=topic,
+                key=key,
+                headers=headers,
+                no_confirm=True,
+                correlation_id=broker.config.id_generator(),
+                _publish_type=PublishType.PUBLISH,
+            )
+            confirmation = await broker.config.producer.publish(command)
         if inspect.isawaitable(confirmation):
             return confirmation
         # FastStream's TestKafkaBroker delivers at once and returns no confirmation.

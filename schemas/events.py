@@ -15,9 +15,63 @@ from schemas.errors import ErrorInfo
 from schemas.status import TaskStatus
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# The same, for Python's `re.fullmatch` (whose `$` would also match before a final newline).
+REQUEST_ID_CHARS = r"[A-Za-z0-9._:-]{1,128}"
 METADATA_MAX_BYTES = 4096
+MAX_DEPTH = 32  # nesting levels of objects and arrays in `metadata` and `parameters`
+USER_ID_MAX_CHARS = 256
+TENANT_ID_MAX_CHARS = 256
+MODEL_MAX_CHARS = 128
+PROVIDER_MAX_CHARS = 64
 TIMEOUT_MIN_S = 60
 TIMEOUT_MAX_S = 86400
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Levels of objects and arrays in a decoded JSON value (a scalar is 0), counted without
+    recursion and only up to `limit + 1`: a value nested deeper answers `limit + 1`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > limit:
+            return limit + 1
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def unencodable_text(value: Any) -> bool:
+    """Whether a string anywhere in `value` (keys included) cannot be written as UTF-8: a lone
+    surrogate such as the JSON escape `"\\ud800"`, which no event, log line or store takes."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _well_formed(value: Any) -> Any:
+    if nesting_depth(value) > MAX_DEPTH:
+        raise ValueError(f"is nested more than {MAX_DEPTH} levels deep")
+    if unencodable_text(value):
+        raise ValueError("holds text that is not valid Unicode (a lone surrogate)")
+    return value
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -32,19 +86,25 @@ class RequestEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
-    model: str = Field(min_length=1)
-    provider: str | None = None
+    model: str = Field(min_length=1, max_length=MODEL_MAX_CHARS)
+    provider: str | None = Field(default=None, max_length=PROVIDER_MAX_CHARS)
     parameters: dict[str, Any]
-    user_id: str | None = None
-    tenant_id: str | None = None
+    user_id: str | None = Field(default=None, max_length=USER_ID_MAX_CHARS)
+    tenant_id: str | None = Field(default=None, max_length=TENANT_ID_MAX_CHARS)
     metadata: dict[str, Any] | None = None
     reply_topic: str | None = Field(default=None, min_length=1, max_length=249)
     timeout_s: int | None = Field(default=None, ge=TIMEOUT_MIN_S, le=TIMEOUT_MAX_S)
+
+    @field_validator("model", "provider", "user_id", "tenant_id", "reply_topic", "parameters")
+    @classmethod
+    def _text_and_depth(cls, value: Any) -> Any:
+        return _well_formed(value) if value is not None else value
 
     @field_validator("metadata")
     @classmethod
     def _metadata_fits(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            _well_formed(value)
             size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
             if size > METADATA_MAX_BYTES:
                 raise ValueError(
@@ -60,6 +120,11 @@ class CancelEvent(BaseModel):
 
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
     reason: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return _well_formed(value) if value is not None else value
 
 
 class StatusEvent(BaseModel):
@@ -139,15 +204,27 @@ class CompletedEvent(BaseModel):
 
 
 class OriginalMessage(BaseModel):
-    """Where a rejected message came from, and what it held."""
+    """Where a rejected message came from, and what it held.
+
+    `headers` holds the header values that are UTF-8 text (a null value stays null);
+    `binary_headers` those that are not, base64-encoded. Credential-bearing headers are never
+    copied. `value` is the value as UTF-8 text or, with `value_encoding: "base64"`, base64; a
+    value over 256 KiB is cut to that size (`value_truncated`); `value_size` and `value_sha256`
+    always describe the whole original value.
+    """
 
     topic: str
     partition: int
     offset: int
     key: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | None] = Field(default_factory=dict)
+    binary_headers: dict[str, str] = Field(default_factory=dict)
+    headers_truncated: bool = False
     value: str
     value_encoding: Literal["base64"] | None = None
+    value_truncated: bool = False
+    value_size: int = 0
+    value_sha256: str | None = None
 
 
 class DeadLetterEvent(BaseModel):

@@ -7,6 +7,7 @@ published again after a crash or a redelivery carries the same `event_id` and `s
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -75,20 +76,24 @@ def completed_event(status_entry: OutboxEntry, result: TaskResult, timings: Timi
 
 
 def rejected_status_event(
-    raw: Mapping[str, Any],
+    echo: Mapping[str, Any],
     request_id: str,
     error: ErrorInfo,
     topic: str,
     partition: int,
     offset: int,
 ) -> dict[str, Any]:
-    """The `failed` status of a request that could not become a task."""
+    """The `failed` status of a request that could not become a task.
+
+    `echo` holds only what passed validation (see `validation.Rejected.echo`): a field the
+    message sent but that was not checked, or that came from an unverified sender, is left out.
+    """
 
     def text(name: str) -> str | None:
-        value = raw.get(name)
+        value = echo.get(name)
         return value if isinstance(value, str) else None
 
-    metadata = raw.get("metadata")
+    metadata = echo.get("metadata")
     event = StatusEvent(
         event_id=event_id(rejected_task_id(topic, partition, offset), 1),
         request_id=request_id,
@@ -106,6 +111,95 @@ def rejected_status_event(
     return event.model_dump(mode="json")
 
 
+# Dead letters must fit in one Kafka message (the producer's and the broker's default limit is
+# 1 MiB) whatever the record held, key and headers included.
+VALUE_BUDGET = 256 * 1024  # raw bytes of the original value kept
+VALUE_TEXT_BUDGET = 384 * 1024  # the value as escaped JSON text; beyond it, base64 (<= 342 KiB)
+HEADERS_BUDGET = 64 * 1024  # header names and values, as JSON text
+KEY_BUDGET = 16 * 1024  # bytes of the key kept (for the dead letter's own key and its copy)
+DEAD_LETTER_MAX = 900 * 1024  # a last guard: key plus event above it lose headers and value
+
+# Header names that carry credentials are never copied: these exactly, and any name holding
+# one of the fragments (case-insensitive).
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+CREDENTIAL_FRAGMENTS = (
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api-key",
+    "api_key",
+    "apikey",
+    "credential",
+    "signature",
+)
+
+
+def is_credential_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(f in lowered for f in CREDENTIAL_FRAGMENTS)
+
+
+def _json_size(text: str) -> int:
+    """Bytes of `text` as a JSON string in an event (the publisher writes UTF-8, unescaped)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", errors="surrogatepass"))
+
+
+def _represent_value(value: bytes) -> dict[str, Any]:
+    """The contract's `value`, `value_encoding`, `value_truncated`, `value_size`, `value_sha256`."""
+    kept = value[:VALUE_BUDGET]
+    truncated = len(kept) < len(value)
+    text: str | None
+    try:
+        value.decode("utf-8")
+        # Cut at a character boundary: the prefix of valid UTF-8 loses at most its last,
+        # incomplete character.
+        text = kept.decode("utf-8", errors="ignore")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _json_size(text) <= VALUE_TEXT_BUDGET:
+        represented, encoding = text, None
+    else:
+        represented, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    return {
+        "value": represented,
+        "value_encoding": encoding,
+        "value_truncated": truncated,
+        "value_size": len(value),
+        "value_sha256": hashlib.sha256(value).hexdigest(),
+    }
+
+
+def _represent_headers(
+    headers: Mapping[str, str | None], binary_headers: Mapping[str, bytes]
+) -> dict[str, Any]:
+    text: dict[str, str | None] = {}
+    binary: dict[str, str] = {}
+    used, truncated = 0, False
+    items: list[tuple[str, str | None, bool]] = [(k, v, False) for k, v in headers.items()]
+    items += [(k, base64.b64encode(v).decode("ascii"), True) for k, v in binary_headers.items()]
+    for name, shown, is_binary in items:
+        if is_credential_header(name):
+            continue
+        size = _json_size(name) + (_json_size(shown) if shown is not None else 4) + 2
+        if used + size > HEADERS_BUDGET:
+            truncated = True
+            continue
+        used += size
+        if is_binary:
+            binary[name] = shown or ""
+        else:
+            text[name] = shown
+    return {"headers": text, "binary_headers": binary, "headers_truncated": truncated}
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The dead letter's own Kafka key: the original key, cut to `KEY_BUDGET` bytes."""
+    return key[:KEY_BUDGET] if key is not None else None
+
+
 def dead_letter_event(
     error: ErrorInfo,
     *,
@@ -113,22 +207,30 @@ def dead_letter_event(
     partition: int,
     offset: int,
     key: bytes | None,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str | None],
     value: bytes,
+    binary_headers: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    try:
-        text, encoding = value.decode("utf-8"), None
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(value).decode("ascii"), "base64"
-    original = OriginalMessage(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key.decode("utf-8", errors="replace") if key is not None else None,
-        # Tokens must never leave the service.
-        headers={k: v for k, v in headers.items() if k.lower() != "authorization"},
-        value=text,
-        value_encoding=encoding,
+    """The dead letter of one record: always fits in one Kafka message, never holds a
+    credential header, never raises on what the record held."""
+    shown_key = dead_letter_key(key)
+    original = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key": shown_key.decode("utf-8", errors="replace") if shown_key is not None else None,
+        **_represent_headers(headers, binary_headers or {}),
+        **_represent_value(value),
+    }
+    event = DeadLetterEvent(
+        error=error,
+        original=OriginalMessage.model_validate(original),
+        timestamp=utc_timestamp(),
     )
-    event = DeadLetterEvent(error=error, original=original, timestamp=utc_timestamp())
-    return event.model_dump(mode="json", exclude_none=False)
+    body = event.model_dump(mode="json", exclude_none=False)
+    size = len(json.dumps(body, ensure_ascii=False).encode()) + len(shown_key or b"")
+    if size > DEAD_LETTER_MAX:  # not reached with the budgets above; kept as a guard
+        body["original"].update(
+            headers={}, binary_headers={}, headers_truncated=True, value="", value_truncated=True
+        )
+    return body

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.security import (
@@ -26,6 +29,56 @@ async def undecoded(message: Any) -> None:
     """A decoder that leaves bodies alone: the handlers parse them, so that bad JSON becomes a
     clear rejection instead of an error inside FastStream."""
     return None
+
+
+def read_headers(
+    raw: Iterable[tuple[str, bytes | None]] | None,
+) -> tuple[dict[str, str | None], dict[str, bytes]]:
+    """A record's headers, never raising: values that are UTF-8 text (a null value stays None),
+    and values that are not, as bytes. A name given twice keeps its last value."""
+    text: dict[str, str | None] = {}
+    binary: dict[str, bytes] = {}
+    for name, value in raw or ():
+        text.pop(name, None)
+        binary.pop(name, None)
+        if value is None:
+            text[name] = None
+            continue
+        try:
+            text[name] = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            binary[name] = bytes(value)
+    return text, binary
+
+
+def _text_headers_only(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    """A copy whose headers FastStream's own parser can decode (it calls `.decode()` on each
+    value, which raises on None and on bytes that are not UTF-8)."""
+    text, _ = read_headers(record.headers)
+    headers = [(k, v.encode()) for k, v in text.items() if v is not None]
+    return dataclasses.replace(record, headers=headers)
+
+
+async def lenient_batch(
+    records: tuple[ConsumerRecord[Any, Any], ...],
+    original: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[Any]],
+) -> Any:
+    """The batch parser for our subscribers: FastStream's, given copies with decodable headers,
+    so that no header value can make it raise (and drop the batch unacknowledged). The message
+    keeps the original records: the handlers read their raw headers with `read_headers`."""
+    message = await original(tuple(_text_headers_only(r) for r in records))
+    message.raw_message = tuple(records)
+    return message
+
+
+async def lenient_single(
+    record: ConsumerRecord[Any, Any],
+    original: Callable[[ConsumerRecord[Any, Any]], Awaitable[Any]],
+) -> Any:
+    """`lenient_batch` for a subscriber of single records."""
+    message = await original(_text_headers_only(record))
+    message.raw_message = record
+    return message
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:

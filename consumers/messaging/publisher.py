@@ -4,7 +4,9 @@ The standard topics are the truth: their sends are awaited until Kafka has them 
 a failure raises, so the task's outbox publishes them again later. A copy to a producer's
 `reply_topic` must never hold a task up (the topic may not exist, or not be writable): copies go
 through one small queue per reply topic, in order, each send bounded in time; a copy that fails
-is logged, counted and skipped.
+is logged, counted and skipped. A reply topic's queue and worker go away once idle, and copies
+may take their own way to Kafka (`reply_send`): the application's sends them without the
+per-topic metrics, so that producers naming many reply topics cannot grow the metrics.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ STATUS = "status"
 COMPLETED = "completed"
 REPLY_SEND_TIMEOUT_S = 10.0
 REPLY_QUEUE_LIMIT = 10_000
+REPLY_IDLE_S = 60.0  # a reply topic's worker ends after this long without a copy to send
 
 
 def encode(body: Mapping[str, Any]) -> bytes:
@@ -35,17 +38,27 @@ def encode(body: Mapping[str, Any]) -> bytes:
 class ReplyCopies:
     """Best-effort copies to reply topics: in order per topic, never blocking the caller."""
 
-    def __init__(self, send: Send, on_failure: Callable[[], None]) -> None:
+    def __init__(
+        self, send: Send, on_failure: Callable[[], None], idle_s: float = REPLY_IDLE_S
+    ) -> None:
         self._send = send
         self._on_failure = on_failure
+        self._idle_s = idle_s
         self._queues: dict[str, asyncio.Queue[tuple[bytes, bytes]]] = {}
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: set[asyncio.Task[None]] = set()
+
+    @property
+    def topics(self) -> int:
+        """Reply topics with a worker now."""
+        return len(self._queues)
 
     def copy(self, topic: str, key: bytes, value: bytes) -> None:
         queue = self._queues.get(topic)
         if queue is None:
             queue = self._queues[topic] = asyncio.Queue(REPLY_QUEUE_LIMIT)
-            self._workers.append(asyncio.create_task(self._drain(topic, queue)))
+            worker = asyncio.create_task(self._drain(topic, queue))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
         try:
             queue.put_nowait((key, value))
         except asyncio.QueueFull:
@@ -53,7 +66,13 @@ class ReplyCopies:
 
     async def _drain(self, topic: str, queue: asyncio.Queue[tuple[bytes, bytes]]) -> None:
         while True:
-            key, value = await queue.get()
+            try:
+                key, value = await asyncio.wait_for(queue.get(), self._idle_s)
+            except TimeoutError:
+                if queue.empty():  # nothing can be added between this check and the removal
+                    del self._queues[topic]
+                    return
+                continue
             try:
                 async with asyncio.timeout(REPLY_SEND_TIMEOUT_S):
                     await (await self._send(value, topic, key))
@@ -72,9 +91,10 @@ class ReplyCopies:
         )
 
     async def stop(self) -> None:
-        for worker in self._workers:
+        workers = list(self._workers)
+        for worker in workers:
             worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 class EventPublisher:
@@ -84,11 +104,12 @@ class EventPublisher:
         topics: Mapping[str, str],
         dead_letter_topic: str,
         on_reply_failure: Callable[[], None] = lambda: None,
+        reply_send: Send | None = None,
     ) -> None:
         self._send = send
         self._topics = dict(topics)  # outbox kind -> topic
         self._dlq = dead_letter_topic
-        self.replies = ReplyCopies(send, on_reply_failure)
+        self.replies = ReplyCopies(reply_send or send, on_reply_failure)
 
     async def publish_entries(
         self, request_id: str, entries: Sequence[OutboxEntry], reply_topic: str | None

@@ -1,21 +1,28 @@
-"""The `video.cancel` subscriber."""
+"""The `video.cancel` subscriber.
+
+A cancel that cannot be honoured (not JSON, no valid token, not the task's owner, anything
+else about the record) is logged and committed: it is never read again. Only the
+infrastructure's errors (MongoDB or Kafka unreachable) make it be read again, after a pause.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 from pydantic import ValidationError
 
 from consumers.engine.engine import Engine
 from consumers.errors import INFRA_ERRORS
-from consumers.messaging.kafka import undecoded
+from consumers.messaging.kafka import lenient_single, read_headers, undecoded
 from consumers.settings import Settings
+from consumers.subscribers import requests
 from consumers.subscribers.auth import Authenticator, AuthError
-from consumers.subscribers.requests import RETRY_PAUSE_S
+from consumers.subscribers.intake import printable
 from consumers.subscribers.validation import describe_validation_error
 from schemas.events import CancelEvent
 
@@ -28,9 +35,11 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         Topic(settings.topic_cancel, declare=False),
         group_id=settings.kafka_group_id,
         auto_offset_reset="earliest",
-        # Failures (MongoDB down) are read again; a cancel is idempotent.
+        # Only infrastructure failures raise, after a pause: read again; a cancel is idempotent.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=lenient_single,
         decoder=undecoded,
+        no_reply=True,
     )
 
     @subscriber
@@ -39,19 +48,29 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         engine: Annotated[Engine, Context("engine")],
         auth: Annotated[Authenticator, Context("auth")],
     ) -> None:
+        record = cast("ConsumerRecord[Any, Any]", msg.raw_message)  # one record, not a batch
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
         try:
-            identity = auth.identify(msg.headers)
-            cancel = CancelEvent.model_validate_json(msg.body)
+            text, binary = read_headers(record.headers)
+            identity = auth.identify({**text, **binary})
+            cancel = CancelEvent.model_validate_json(record.value or b"")
         except AuthError as exc:
-            log.warning("cancel refused: %s: %s", exc.code, exc.message)
+            log.warning("cancel %s refused: %s: %s", where, exc.code, printable(exc.message))
             return
         except ValidationError as exc:
-            log.warning("cancel ignored, invalid: %s", describe_validation_error(exc))
+            log.warning(
+                "cancel %s ignored, invalid: %s", where, printable(describe_validation_error(exc))
+            )
+            return
+        except Exception:
+            log.exception("cancel %s ignored: it could not be read", where)
             return
         try:
             await engine.cancels.cancel(cancel.request_id, cancel.reason, identity)
         except INFRA_ERRORS:
-            await asyncio.sleep(RETRY_PAUSE_S)  # then NACK: read again, without a hot loop
+            await asyncio.sleep(requests.RETRY_PAUSE_S)  # then NACK: read again, not in a hot loop
             raise
+        except Exception:
+            log.exception("cancel %s of %s failed; it is not read again", where, cancel.request_id)
 
     return router, subscriber

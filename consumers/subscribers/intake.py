@@ -1,7 +1,13 @@
 """Intake of request messages: validate, store as tasks, hand to the runner.
 
-A batch is committed on Kafka only after this returns: every accepted request is then stored,
-and every rejected one has reached the dead-letter topic.
+Every record ends in exactly one outcome, whatever its bytes, headers or size: a task, a
+duplicate of a task (its current status is published again), or one dead letter. One record's
+fault never touches another's fate: an error that concerns a single record (the validation of
+its content, building its task, storing it alone) dead-letters that record with
+`internal_error`, logged with its stack trace. Only the infrastructure's errors (`INFRA_ERRORS`:
+MongoDB, Kafka, the disk) escape `handle`; the caller then reads the whole batch again after a
+pause, and a batch is committed on Kafka only once `handle` returned: every accepted request is
+then stored, and every rejected one has reached the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -9,14 +15,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from aiokafka import ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
+
 from consumers.engine.engine import Engine
+from consumers.errors import INFRA_ERRORS
 from consumers.messaging import events
+from consumers.messaging.kafka import read_headers
 from consumers.messaging.publisher import EventPublisher
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
@@ -24,9 +36,17 @@ from consumers.storage.base import TaskStore
 from consumers.storage.task import Task
 from consumers.subscribers.auth import Authenticator
 from consumers.subscribers.validation import Accepted, Rejected, validate_request
+from schemas.errors import ErrorCode, ErrorInfo
 from schemas.status import TaskStatus
 
 log = logging.getLogger("video.intake")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """`text` for a log line: control characters escaped, so input cannot forge lines."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +57,32 @@ class Record:
     partition: int
     offset: int
     key: bytes | None
-    headers: Mapping[str, str]
+    headers: Mapping[str, str | None]  # UTF-8 values; a null value is None
     value: bytes
+    binary_headers: Mapping[str, bytes] = field(default_factory=dict)  # values not UTF-8
+
+    @classmethod
+    def from_kafka(cls, record: ConsumerRecord[Any, Any]) -> Record:
+        """Never raises, whatever the record holds."""
+        text, binary = read_headers(record.headers)
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            headers=text,
+            value=record.value or b"",
+            binary_headers=binary,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+def internal_error(exc: BaseException) -> Rejected:
+    message = f"the service failed on this record ({type(exc).__name__}); it logged why"
+    return Rejected(ErrorInfo(code=ErrorCode.INTERNAL_ERROR, message=message), None)
 
 
 class Intake:
@@ -60,59 +104,163 @@ class Intake:
         self.auth = auth
 
     async def handle(self, records: Sequence[Record]) -> None:
-        confirmations: list[Awaitable[Any]] = []
-        tasks: list[Task] = []
+        """Give every record its outcome. Raises only INFRA_ERRORS (read the batch again)."""
+        try:
+            await self._handle(records)
+        except INFRA_ERRORS:
+            raise
+        except Exception as exc:
+            # Not expected: each record's own steps are guarded below. Nothing tells which
+            # record is at fault, so each is taken again alone.
+            if len(records) == 1:
+                log.exception("request %s failed; it becomes a dead letter", records[0].where)
+                await self._send_dead_letter(records[0], internal_error(exc).error)
+                return
+            log.exception("a batch of %d requests failed; taking them one by one", len(records))
+            for record in records:
+                await self.handle([record])
+
+    async def _handle(self, records: Sequence[Record]) -> None:
+        rejections: list[tuple[Record, Rejected]] = []
+        accepted: list[tuple[Record, Task]] = []
         for record in records:
-            outcome = validate_request(record.value, record.headers, self.settings, self.auth)
+            outcome = self._examine(record)
             if isinstance(outcome, Rejected):
-                confirmations += await self._reject(record, outcome)
+                rejections.append((record, outcome))
             else:
-                tasks.append(self._new_task(outcome))
+                accepted.append((record, outcome))
 
-        duplicates = await self.store.insert_many(tasks)
-        stored = [task for position, task in enumerate(tasks) if position not in duplicates]
+        duplicates, failed = await self._store([task for _, task in accepted])
+        rejections += [(accepted[p][0], rejected) for p, rejected in failed.items()]
+        stored = [
+            task for p, (_, task) in enumerate(accepted) if p not in duplicates and p not in failed
+        ]
         await self.engine.cancels.apply_pending(stored)
-        for position, task in enumerate(tasks):
-            if position in duplicates:
-                await self._republish_current(task.request_id)
-            else:
-                self.metrics.statuses.labels(task.provider, task.model, str(task.status)).inc()
-                self.engine.adopt(task.id)
-        await asyncio.gather(*confirmations)
+        for task in stored:
+            self.metrics.statuses.labels(task.provider, task.model, str(task.status)).inc()
+            self.engine.adopt(task.id)
+        for position in sorted(duplicates):
+            await self._republish_current(accepted[position][1].request_id)
+        # Last, so that a rejected copy of a request stored above publishes no `failed` status.
+        results = await asyncio.gather(
+            *(self._reject(record, rejected) for record, rejected in rejections),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
-    async def _reject(self, record: Record, rejected: Rejected) -> list[Awaitable[Any]]:
+    def _examine(self, record: Record) -> Task | Rejected:
+        try:
+            headers = {**record.headers, **record.binary_headers}
+            outcome = validate_request(record.value, headers, self.settings, self.auth)
+            return outcome if isinstance(outcome, Rejected) else self._new_task(outcome)
+        except Exception as exc:  # RecursionError, MemoryError of one record, a bug: its own
+            log.exception(
+                "request %s could not be examined; it becomes a dead letter", record.where
+            )
+            return internal_error(exc)
+
+    async def _store(self, tasks: Sequence[Task]) -> tuple[set[int], dict[int, Rejected]]:
+        """Insert the tasks: the positions of duplicates, and of tasks that could not be stored
+        for a reason of their own (each then dead-lettered)."""
+        if not tasks:
+            return set(), {}
+        try:
+            return await self.store.insert_many(tasks), {}
+        except INFRA_ERRORS:
+            raise
+        except Exception:
+            log.exception("storing %d tasks failed; storing them one by one", len(tasks))
+        duplicates: set[int] = set()
+        failed: dict[int, Rejected] = {}
+        for position, task in enumerate(tasks):
+            try:
+                if await self.store.insert_many([task]):
+                    duplicates.add(position)
+            except INFRA_ERRORS:
+                raise
+            except Exception as exc:
+                log.exception("task of request %s could not be stored", task.request_id)
+                failed[position] = internal_error(exc)
+        return duplicates, failed
+
+    async def _reject(self, record: Record, rejected: Rejected) -> None:
         error = rejected.error
         self.metrics.rejected.labels(str(error.code)).inc()
         log.info(
-            "rejected %s[%d]@%d (request_id=%s): %s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
+            "rejected %s (request_id=%s): %s: %s",
+            record.where,
             rejected.request_id,
             error.code,
-            error.message,
+            printable(error.message),
         )
-        dead_letter = events.dead_letter_event(
+        confirmations = [self._send_dead_letter(record, error)]
+        if rejected.publishes_status and rejected.request_id is not None:
+            confirmations.append(self._send_rejected_status(record, rejected, rejected.request_id))
+        results = await asyncio.gather(*confirmations, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _send_dead_letter(self, record: Record, error: ErrorInfo) -> None:
+        key = events.dead_letter_key(record.key)
+        try:
+            body = events.dead_letter_event(
+                error,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                headers=record.headers,
+                binary_headers=record.binary_headers,
+                value=record.value,
+            )
+        except Exception:
+            log.exception("dead letter of %s sent without its content", record.where)
+            body = self._bare(record, error)
+        try:
+            await (await self.publisher.publish_dead_letter(body, key))
+        except MessageSizeTooLargeError:
+            # The budgets keep a dead letter well under 1 MiB; a topic configured smaller
+            # still gets one, without the original's headers and value.
+            log.warning(
+                "dead letter of %s too large for its topic; sent without content", record.where
+            )
+            await (await self.publisher.publish_dead_letter(self._bare(record, error), key))
+
+    @staticmethod
+    def _bare(record: Record, error: ErrorInfo) -> dict[str, Any]:
+        return events.dead_letter_event(
             error,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            key=record.key,
-            headers=record.headers,
-            value=record.value,
+            key=None,
+            headers={},
+            value=b"",
         )
-        sent = [await self.publisher.publish_dead_letter(dead_letter, record.key)]
-        if rejected.request_id is not None:
+
+    async def _send_rejected_status(
+        self, record: Record, rejected: Rejected, request_id: str
+    ) -> None:
+        """The `failed` status of a rejected request, unless its request_id has a task: that
+        task's own events are the truth, and the dead letter alone records the rejected copy."""
+        if await self.store.find_by_request_id(request_id) is not None:
+            return
+        try:
             status = events.rejected_status_event(
-                rejected.raw,
-                rejected.request_id,
-                error,
+                rejected.echo,
+                request_id,
+                rejected.error,
                 record.topic,
                 record.partition,
                 record.offset,
             )
-            sent.append(await self.publisher.publish_status(status))
-        return sent
+        except Exception:
+            log.exception("no failed status for %s: it could not be built", record.where)
+            return
+        await (await self.publisher.publish_status(status))
 
     async def _republish_current(self, request_id: str) -> None:
         """A request_id seen before starts nothing: its task's current status goes out again."""
@@ -122,7 +270,12 @@ class Intake:
             return
         last_status = [e for e in task.events if e.kind == events.STATUS][-1:]
         log.info("duplicate request_id %s: re-publishing its %s status", request_id, task.status)
-        await self.publisher.publish_entries(request_id, last_status, task.reply_topic)
+        try:
+            await self.publisher.publish_entries(request_id, last_status, task.reply_topic)
+        except INFRA_ERRORS:
+            raise
+        except Exception:  # the duplicate stays a duplicate; its task's own events go out anyway
+            log.exception("re-publishing the status of %s failed", request_id)
 
     def _new_task(self, accepted: Accepted) -> Task:
         request = accepted.request

@@ -144,3 +144,139 @@ def test_jwt_refusals(headers: dict[str, str], body: Any, code: str, fragment: s
 def test_jwt_mode_without_a_key_fails_at_start() -> None:
     with pytest.raises(ValueError, match="AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY"):
         Authenticator(settings(auth_mode="jwt"))
+
+
+# --- issue 8: hostile input -------------------------------------------------------------------
+
+
+def deep(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_a_request_id_must_fully_match() -> None:
+    outcome = rejected({**GOOD, "request_id": "r-1\n"})
+    assert outcome.error.code == "invalid_request" and outcome.request_id is None
+    assert rejected({**GOOD, "request_id": "r-1\n", "model": "sora"}).request_id is None
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (b'{"request_id": "r-1", "timeout_s": ' + b"9" * 5000 + b"}", "too long to read"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"request_id": "r-1", "timeout_s": NaN}', "NaN is not a JSON number"),
+        (b'{"request_id": "r-1", "timeout_s": -Infinity}', "-Infinity is not a JSON number"),
+        (b'{"request_id": "r-1", "timeout_s": 1e999}', "out of range"),
+        ('{"a": "é"}'.encode("utf-16"), "not valid UTF-8"),
+        (b"", "not valid UTF-8 JSON"),
+    ],
+)
+def test_unreadable_json_is_an_invalid_request(value: bytes, fragment: str) -> None:
+    outcome = rejected(value)
+    assert outcome.error.code == "invalid_request"
+    assert fragment in outcome.error.message, outcome.error.message
+    assert len(outcome.error.message) <= 1000
+
+
+@pytest.mark.parametrize("field", ["metadata", "parameters"])
+def test_nesting_is_bounded_at_32_levels(field: str) -> None:
+    base = {**GOOD, "metadata": {"x": 1}}
+    outcome = rejected({**base, field: deep(33)})
+    assert outcome.error.code == "invalid_request"
+    assert outcome.error.message == f"{field}: is nested more than 32 levels deep"
+    assert outcome.request_id == "r-1"
+    if field == "metadata":
+        assert isinstance(check({**GOOD, "metadata": deep(32)}), Accepted)
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"user_id": "u" * 257}, "user_id: String should have at most 256 characters"),
+        ({"tenant_id": "t" * 257}, "tenant_id: String should have at most 256 characters"),
+        ({"model": "m" * 129}, "model: String should have at most 128 characters"),
+        ({"provider": "p" * 65}, "provider: String should have at most 64 characters"),
+        ({"user_id": "\ud800"}, "user_id: "),
+        ({"metadata": {"\udfff": 1}}, "metadata: holds text that is not valid Unicode"),
+        ({"parameters": {"prompt": "a \ud83d cat"}}, "parameters: holds text"),
+        ({"user_id": 7}, "user_id: Input should be a valid string"),
+        ({"metadata": [1]}, "metadata: Input should be a valid dictionary"),
+    ],
+)
+def test_field_bounds(fields: dict[str, Any], fragment: str) -> None:
+    value = json.dumps({**GOOD, **fields}).encode()  # lone surrogates travel as \ud800 escapes
+    outcome = rejected(value)
+    assert outcome.error.code == "invalid_request"
+    assert fragment in outcome.error.message, outcome.error.message
+    assert outcome.error.message.encode()  # always valid UTF-8 itself
+
+
+def test_bounded_lengths_are_accepted() -> None:
+    outcome = check({**GOOD, "user_id": "u" * 256, "tenant_id": "t" * 256})
+    assert isinstance(outcome, Accepted)
+
+
+@pytest.mark.parametrize(
+    ("topic", "fragment"),
+    [
+        ("shop results", "is not a Kafka topic name"),
+        ("shop/results", "is not a Kafka topic name"),
+        ("shöp", "is not a Kafka topic name"),
+        (".", "is not a Kafka topic name"),
+        ("..", "is not a Kafka topic name"),
+        ("__consumer_offsets", "Kafka's internal topics"),
+        ("video.cancel", "one of this service's own topics"),
+        ("video.status", "one of this service's own topics"),
+        ("video.requests.dlq", "one of this service's own topics"),
+    ],
+)
+def test_reply_topics_follow_kafka_rules_and_spare_our_own(topic: str, fragment: str) -> None:
+    outcome = rejected({**GOOD, "reply_topic": topic}, reply_topic_pattern=".*")
+    assert outcome.error.code == "forbidden"
+    assert fragment in outcome.error.message
+
+
+def test_a_long_reply_topic_is_an_invalid_request() -> None:
+    outcome = rejected({**GOOD, "reply_topic": "a" * 250}, reply_topic_pattern=".*")
+    assert outcome.error.code == "invalid_request" and "reply_topic" in outcome.error.message
+    assert isinstance(check({**GOOD, "reply_topic": "a" * 249}, reply_topic_pattern="a+"), Accepted)
+
+
+def test_error_messages_are_bounded() -> None:
+    outcome = rejected({**GOOD, "parameters": {"prompt": "x", "p" * 100_000: 1}})
+    assert outcome.error.code == "invalid_parameters"
+    assert len(outcome.error.message) <= 1000
+
+
+def test_rejections_echo_only_what_passed_validation() -> None:
+    base = {**GOOD, "user_id": "u-9", "tenant_id": "t-9", "metadata": {"m": 1}}
+    assert rejected({**base, "timeout_s": 1}).echo == {}
+    unknown = rejected({**base, "model": "sora"})
+    assert unknown.echo == {"user_id": "u-9", "tenant_id": "t-9", "metadata": {"m": 1}}
+    late = rejected({**base, "parameters": {"prompt": "x", "nope": 1}})
+    assert late.echo["model"] == "wanx2.1-t2v-turbo" and late.echo["provider"] == "aliyun"
+    # With a token, the user and tenant are the token's, never the message's.
+    forbidden = rejected(
+        {**base, "user_id": "victim"}, headers=token(), auth_mode="jwt", auth_jwt_secret=SECRET
+    )
+    assert forbidden.error.code == "forbidden"
+    assert (forbidden.echo["user_id"], forbidden.echo["tenant_id"]) == ("u-1", "t-1")
+    assert forbidden.publishes_status
+
+
+def test_unauthorized_rejections_publish_no_status() -> None:
+    outcome = rejected(GOOD, auth_mode="jwt", auth_jwt_secret=SECRET)
+    assert outcome.error.code == "unauthorized" and outcome.request_id == "r-1"
+    assert outcome.echo == {} and not outcome.publishes_status
+
+
+def test_jwt_requires_a_subject() -> None:
+    headers = {
+        "authorization": "Bearer "
+        + jwt.encode({"tenant_id": "t-1", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    }
+    outcome = rejected(GOOD, headers=headers, auth_mode="jwt", auth_jwt_secret=SECRET)
+    assert outcome.error.code == "unauthorized" and "sub" in outcome.error.message
