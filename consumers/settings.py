@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # (its first instance may still be recording it): longer than a submit call can take.
     submit_record_grace_s: float = Field(default=40.0, ge=0)
     cancel_memory_s: float = Field(default=3600.0, ge=0)
+    # A tenant's tasks wait for a vendor running slot while it holds this many (0: no cap).
+    tenant_max_running: int = Field(default=0, ge=0)
     # Polls (consumers/engine/polling.py): a running task is queried at most every
     # POLL_INTERVAL_MIN_S (the first time POLL_FIRST_S after its submit, by default the same),
     # as the vendor's query budget allows, most overdue first, and at least every

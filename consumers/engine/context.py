@@ -14,6 +14,7 @@ from consumers.engine.durations import Durations
 from consumers.engine.gate import SubmitGate
 from consumers.engine.outbox import Outbox
 from consumers.engine.polling import PollPlanner
+from consumers.engine.rates import VendorRates
 from consumers.engine.scheduler import Alarm
 from consumers.engine.slots import Slots
 from consumers.operations.metrics import Metrics
@@ -45,8 +46,9 @@ class EngineContext:
     video_dir: Path
     allowed_hosts: tuple[str, ...]
     durations: Durations
+    slots: Slots
+    rates: VendorRates
     planners: Mapping[str, PollPlanner] = field(default_factory=dict)  # per provider
-    slots: Slots = field(default_factory=Slots)
     gate: SubmitGate = field(default_factory=SubmitGate)
     leases_fresh: Callable[[], bool] = lambda: True
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))

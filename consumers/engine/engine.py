@@ -22,7 +22,9 @@ from consumers.engine.gate import SubmitGate
 from consumers.engine.leases import LeaseKeeper
 from consumers.engine.outbox import Outbox
 from consumers.engine.polling import PollPlanner
+from consumers.engine.rates import VendorRates
 from consumers.engine.scheduler import Alarm, Scheduler
+from consumers.engine.slots import Slots
 from consumers.errors import INFRA_ERRORS
 from consumers.media.files import sweep_parts
 from consumers.messaging.publisher import EventPublisher
@@ -30,7 +32,6 @@ from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
 from providers.base import Provider
-from providers.limits import RateLimiter
 from schemas.status import TaskStatus
 
 log = logging.getLogger("video.engine")
@@ -58,6 +59,7 @@ class Engine:
             store, self.scheduler, self.clock, self.owner, settings.lease_ttl_s, metrics
         )
         self.gate = SubmitGate(self.leases.fresh)
+        rates = VendorRates(store, self.clock)
         self.ctx = EngineContext(
             settings=settings,
             store=store,
@@ -67,13 +69,22 @@ class Engine:
             clock=self.clock,
             http=http,
             durations=Durations(store, _typical_durations(providers)),
-            planners=_planners(providers),
+            slots=Slots(
+                store,
+                self.owner,
+                lambda: self.clock.after(settings.lease_ttl_s),
+                self.clock.now,
+                settings.tenant_max_running,
+            ),
+            rates=rates,
+            planners=_planners(providers, rates),
             video_dir=Path(settings.video_dir).resolve(),
             allowed_hosts=settings.allowed_download_hosts(_result_hosts(providers)),
             gate=self.gate,
             leases_fresh=self.leases.fresh,
             downloads=asyncio.Semaphore(settings.max_concurrent_downloads),
         )
+        self.leases.renew_slots = self.ctx.slots.renew
         self.cancels = CancelDesk(
             store, self.scheduler, self.clock, owner=self.owner, settings=settings
         )
@@ -118,7 +129,7 @@ class Engine:
         try:
             await actor.run(self.ctx, task_id, alarm)
         finally:
-            self.ctx.slots.release(task_id)
+            await self.ctx.slots.release(task_id)
             self.outbox.forget(task_id)
 
     async def _downloading_elsewhere(self, task_ids: Collection[str]) -> set[str]:
@@ -141,13 +152,14 @@ def _typical_durations(providers: Mapping[str, Provider]) -> dict[str, float]:
     }
 
 
-def _planners(providers: Mapping[str, Provider]) -> dict[str, PollPlanner]:
-    """One query budget per provider (its documented queries per second; 0: no budget)."""
-    return {
-        name: PollPlanner(RateLimiter(provider.limits.queries_per_s).acquire)
-        for name, provider in providers.items()
-        if provider.limits.queries_per_s > 0
-    }
+def _planners(providers: Mapping[str, Provider], rates: VendorRates) -> dict[str, PollPlanner]:
+    """One query budget per provider, shared by all instances (0 queries/s: no budget)."""
+    planners = {}
+    for name, provider in providers.items():
+        acquire = rates.queries(name, provider.limits.queries_per_s)
+        if acquire is not None:
+            planners[name] = PollPlanner(acquire)
+    return planners
 
 
 def _result_hosts(providers: Mapping[str, Provider]) -> tuple[str, ...]:

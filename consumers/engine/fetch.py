@@ -97,4 +97,4 @@ async def _complete(ctx: EngineContext, task: Task, files: Sequence[VideoFile]) 
     await ctx.outbox.move(
         task, TaskStatus.COMPLETED, changes, entries=[status_entry, completed_entry]
     )
-    ctx.slots.release(task.id)
+    await ctx.slots.release(task.id)

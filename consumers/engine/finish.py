@@ -24,7 +24,7 @@ async def fail(
         # Before the status goes out: whoever reads it may rely on the vendor having stopped.
         await cancel_upstream(ctx, task)
     ended = await ctx.outbox.move(task, TaskStatus.FAILED, {}, error=error)
-    _clean_up(ctx, ended)
+    await _clean_up(ctx, ended)
     return ended
 
 
@@ -48,7 +48,7 @@ async def cancel(ctx: EngineContext, task: Task) -> Task:
     ended = await ctx.outbox.move(
         task, TaskStatus.CANCELLED, {}, error=error, even_if_cancelling=True
     )
-    _clean_up(ctx, ended)
+    await _clean_up(ctx, ended)
     return ended
 
 
@@ -84,10 +84,10 @@ INTERNAL_ERROR = ErrorInfo(
 )
 
 
-def _clean_up(ctx: EngineContext, task: Task) -> None:
+async def _clean_up(ctx: EngineContext, task: Task) -> None:
     """A task that ended without completing keeps no file: not even one whose download had
     finished before a cancel or a timeout overtook it."""
     for video in task.videos or ():
         remove_file(ctx.video_dir, video.temp_name)
         remove_file(ctx.video_dir, video.filename)
-    ctx.slots.release(task.id)
+    await ctx.slots.release(task.id)

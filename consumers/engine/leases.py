@@ -49,6 +49,7 @@ class LeaseKeeper:
         self._monotonic = monotonic
         self._fresh_until = monotonic() + ttl_s * FRESH_FRACTION  # set at acceptance/adoption
         self._loops: list[asyncio.Task[None]] = []
+        self.renew_slots: Callable[[], Awaitable[None]] | None = None  # set by the engine
 
     def fresh(self) -> bool:
         return self._monotonic() < self._fresh_until
@@ -78,6 +79,8 @@ class LeaseKeeper:
         started = self._monotonic()
         await self.clock.sync(self.store)
         matched = await self.store.renew_leases(self.owner, self.clock.after(self.ttl_s))
+        if self.renew_slots is not None:
+            await self.renew_slots()
         if matched != self.scheduler.held:
             await self.reconcile()
         # Only now: a task taken over meanwhile has been forgotten above.

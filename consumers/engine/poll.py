@@ -21,7 +21,7 @@ async def poll(
     ctx: EngineContext, task: Task, provider: Provider, progress: Progress
 ) -> float | None:
     """Query the vendor once; returns the seconds until the next step (None when ended)."""
-    ctx.slots.force(task.id, provider, task.model)  # resumed or taken over: it still runs there
+    await ctx.slots.keep(task.id, task.tenant_id, provider, task.model)  # resumed or taken over
     assert task.upstream_task_id is not None and task.key_id is not None
     await _turn(ctx, task, provider, progress)
     result = await provider.poll(task.upstream_task_id, task.key_id)
@@ -37,7 +37,7 @@ async def poll(
                 task, TaskStatus.RUNNING, {"upstream_status": result.upstream_status}
             )
         return ctx.settings.poll_interval_min_s
-    ctx.slots.release(task.id)
+    await ctx.slots.release(task.id)
     if result.state is UpstreamState.SUCCEEDED:
         generation_s = seconds_between(task.submitted_at, ctx.clock.now())
         ctx.metrics.generation_seconds.labels(provider.name, task.model).observe(generation_s)

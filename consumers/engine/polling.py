@@ -16,7 +16,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections.abc import Awaitable, Callable
+
+from consumers.errors import INFRA_ERRORS, INFRA_RETRY_S
+
+log = logging.getLogger("video.polling")
 
 Acquire = Callable[[], Awaitable[None]]
 
@@ -54,7 +59,12 @@ class PollPlanner:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._acquire()
+            try:
+                await self._acquire()
+            except INFRA_ERRORS as exc:  # the shared budget is out of reach: try again soon
+                log.warning("query budget unavailable (%r)", exc)
+                await asyncio.sleep(INFRA_RETRY_S)
+                continue
             while self._waiting:
                 *_, turn = heapq.heappop(self._waiting)
                 if not turn.done():

@@ -39,7 +39,8 @@ async def submit(
             return wait
         _count_resubmission(ctx, task)
     deadline = task.deadline_at.timestamp()
-    if not await ctx.slots.acquire(task.id, provider, spec.name, ctx.seconds_left(deadline)):
+    wait_s = ctx.seconds_left(deadline)
+    if not await ctx.slots.acquire(task.id, task.tenant_id, provider, spec.name, wait_s):
         return 0.0  # the deadline passed while waiting: the next step ends it
     ticket = uuid.uuid4().hex
     task = await ctx.outbox.update(
@@ -60,14 +61,17 @@ async def _send_and_record(
     ctx: EngineContext, task: Task, ticket: str, provider: Provider, spec: ModelSpec
 ) -> float:
     parameters = spec.parameters.model_validate(task.params)
+    turn = ctx.rates.submits(provider.name, spec.name, provider.limits.submits_per_s_per_model)
     try:
+        if turn is not None:
+            await turn()
         submitted = await provider.submit(
             task.request_id, spec.name, parameters, on_send=ctx.gate.check_send
         )
     except (ShuttingDown, LeaseLost, ProviderError) as exc:
         if not isinstance(exc, ProviderError) or exc.submit_not_taken:
             await _drop_ticket(ctx, task)  # nothing left for the vendor: no resubmission later
-        ctx.slots.release(task.id)
+        await ctx.slots.release(task.id)
         raise
     ctx.metrics.upstream_calls.labels(provider.name, "submit", "ok").inc()
     first_poll = ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
@@ -80,7 +84,7 @@ async def _send_and_record(
             submitted.upstream_task_id,
         )
         await finish.cancel_upstream(ctx, task, submitted)
-        ctx.slots.release(task.id)
+        await ctx.slots.release(task.id)
         return 0.0
     await ctx.outbox.flush(recorded)
     return first_poll

@@ -108,6 +108,30 @@ class TaskStore(Protocol):
 
     async def forget_cancel(self, request_id: str) -> None: ...
 
+    # --- vendor limits shared by all instances ------------------------------------------------
+
+    async def reserve_turn(self, key: str, interval_s: float, now: datetime) -> datetime:
+        """Reserve the next call of the rate `key` (one call every `interval_s`, shared by every
+        instance): returns when the caller may make it (`now` or later)."""
+        ...
+
+    async def claim_slot(
+        self, key: str, limit: int, holder: str, owner: str, until: datetime, now: datetime
+    ) -> bool:
+        """Take one of the `limit` slots of `key` for `holder` (a task) if one is free or its
+        holder's lease ran out; True also when `holder` holds one already."""
+        ...
+
+    async def keep_slot(self, key: str, holder: str, owner: str, until: datetime) -> bool:
+        """Make `owner` the keeper of the slot `holder` holds (after a takeover)."""
+        ...
+
+    async def release_slot(self, key: str, holder: str) -> None: ...
+
+    async def renew_slots(self, owner: str, holders: Collection[str], until: datetime) -> None:
+        """Extend the slots `owner` keeps for `holders` (those it no longer drives expire)."""
+        ...
+
     # --- what was learned ---------------------------------------------------------------------
 
     async def load_durations(self) -> dict[str, float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumers.storage.base import PendingCancel
@@ -26,6 +26,8 @@ class MemoryTaskStore:
         self._by_request: dict[str, str] = {}
         self._cancels: dict[str, PendingCancel] = {}
         self._durations: dict[str, float] = {}
+        self._turns: dict[str, datetime] = {}
+        self._slots: dict[str, dict[str, tuple[str, datetime]]] = {}  # key -> holder -> keeper
 
     async def ensure_indexes(self) -> None:
         return None
@@ -141,6 +143,42 @@ class MemoryTaskStore:
 
     async def forget_cancel(self, request_id: str) -> None:
         self._cancels.pop(request_id, None)
+
+    # --- vendor limits shared by all instances ------------------------------------------------
+
+    async def reserve_turn(self, key: str, interval_s: float, now: datetime) -> datetime:
+        start = max(self._turns.get(key, now), now)
+        self._turns[key] = start + timedelta(seconds=interval_s)
+        return start
+
+    async def claim_slot(
+        self, key: str, limit: int, holder: str, owner: str, until: datetime, now: datetime
+    ) -> bool:
+        slots = self._slots.setdefault(key, {})
+        if holder not in slots:
+            expired = [h for h, (_, end) in slots.items() if end < now]
+            for gone in expired:
+                del slots[gone]
+            if len(slots) >= limit:
+                return False
+        slots[holder] = (owner, until)
+        return True
+
+    async def keep_slot(self, key: str, holder: str, owner: str, until: datetime) -> bool:
+        slots = self._slots.get(key, {})
+        if holder not in slots:
+            return False
+        slots[holder] = (owner, until)
+        return True
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        self._slots.get(key, {}).pop(holder, None)
+
+    async def renew_slots(self, owner: str, holders: Collection[str], until: datetime) -> None:
+        for slots in self._slots.values():
+            for holder, (keeper, _) in slots.items():
+                if keeper == owner and holder in holders:
+                    slots[holder] = (owner, until)
 
     # --- what was learned ---------------------------------------------------------------------
 

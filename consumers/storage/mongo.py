@@ -9,7 +9,7 @@ are used, which the development server (mongo-java-server) has too.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
@@ -24,6 +24,7 @@ Document = dict[str, Any]
 
 DUPLICATE_KEY = 11000
 _TERMINAL = [str(s) for s in TERMINAL]
+TURN_ATTEMPTS = 20
 
 
 class MongoTaskStore:
@@ -33,6 +34,8 @@ class MongoTaskStore:
         self.tasks: AsyncCollection[Document] = self._db["tasks"]
         self.cancels: AsyncCollection[Document] = self._db["pending_cancels"]
         self.learned: AsyncCollection[Document] = self._db["learned"]
+        self.limits: AsyncCollection[Document] = self._db["vendor_limits"]
+        self._slot_keys: set[str] = set()  # slot documents known to exist
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
@@ -193,6 +196,70 @@ class MongoTaskStore:
 
     async def forget_cancel(self, request_id: str) -> None:
         await self.cancels.delete_one({"_id": request_id})
+
+    # --- vendor limits shared by all instances ------------------------------------------------
+
+    async def reserve_turn(self, key: str, interval_s: float, now: datetime) -> datetime:
+        # Compare-and-set on the next free instant: under contention, one caller wins per round.
+        for _ in range(TURN_ATTEMPTS):
+            doc = await self.limits.find_one({"_id": key})
+            previous = doc["next"] if doc else None
+            start = max(previous, now) if previous else now
+            following = start + timedelta(seconds=interval_s)
+            if doc is None:
+                try:
+                    await self.limits.insert_one({"_id": key, "next": following})
+                except DuplicateKeyError:
+                    continue
+                return start
+            result = await self.limits.update_one(
+                {"_id": key, "next": previous}, {"$set": {"next": following}}
+            )
+            if result.modified_count:
+                return start
+        return now + timedelta(seconds=interval_s * TURN_ATTEMPTS)  # heavy contention: back off
+
+    async def claim_slot(
+        self, key: str, limit: int, holder: str, owner: str, until: datetime, now: datetime
+    ) -> bool:
+        if key not in self._slot_keys:
+            await self._create_slots(key, limit)
+        taken = await self.limits.find_one_and_update(
+            {
+                "_id": {"$in": [f"{key}#{n}" for n in range(limit)]},
+                "$or": [{"holder": None}, {"until": {"$lt": now}}, {"holder": holder}],
+            },
+            {"$set": {"holder": holder, "owner": owner, "until": until}},
+        )
+        return taken is not None
+
+    async def keep_slot(self, key: str, holder: str, owner: str, until: datetime) -> bool:
+        result = await self.limits.update_one(
+            {"key": key, "holder": holder}, {"$set": {"owner": owner, "until": until}}
+        )
+        return result.matched_count > 0
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        await self.limits.update_one(
+            {"key": key, "holder": holder}, {"$set": {"holder": None, "owner": None}}
+        )
+
+    async def renew_slots(self, owner: str, holders: Collection[str], until: datetime) -> None:
+        await self.limits.update_many(
+            {"owner": owner, "holder": {"$in": list(holders)}}, {"$set": {"until": until}}
+        )
+
+    async def _create_slots(self, key: str, limit: int) -> None:
+        empty = [
+            {"_id": f"{key}#{n}", "key": key, "holder": None, "owner": None, "until": None}
+            for n in range(limit)
+        ]
+        try:
+            await self.limits.insert_many(empty, ordered=False)
+        except BulkWriteError as exc:  # created by another instance: fine
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        self._slot_keys.add(key)
 
     # --- what was learned ---------------------------------------------------------------------
 

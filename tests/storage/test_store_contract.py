@@ -196,3 +196,37 @@ async def test_learned_durations_are_kept(store: TaskStore) -> None:
     await store.save_durations({"wanx2.1-t2v-plus": 180.5, "cogvideox-2": 30.0})
     await store.save_durations({"cogvideox-2": 25.0, "wanx2.1-t2v-plus": 180.5})
     assert await store.load_durations() == {"wanx2.1-t2v-plus": 180.5, "cogvideox-2": 25.0}
+
+
+async def test_turns_of_a_shared_rate_are_spaced(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    turns = await asyncio.gather(*(store.reserve_turn("submit:m", 0.5, now) for _ in range(6)))
+    offsets = sorted(round((t - now).total_seconds(), 2) for t in turns)
+    assert offsets == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    later = now + timedelta(seconds=10)
+    assert await store.reserve_turn("submit:m", 0.5, later) == later  # idle: at once
+
+
+async def test_running_slots_are_shared_and_come_back_after_their_lease(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    soon, later = now + timedelta(seconds=1), now + timedelta(seconds=30)
+    assert await store.claim_slot("run:m", 2, "t1", "a", soon, now)
+    assert await store.claim_slot("run:m", 2, "t2", "b", later, now)
+    assert not await store.claim_slot("run:m", 2, "t3", "b", later, now)
+    assert await store.claim_slot("run:m", 2, "t1", "a", later, now), "a holder keeps its slot"
+    await store.release_slot("run:m", "t2")
+    assert await store.claim_slot("run:m", 2, "t3", "b", later, now)
+    # t1's keeper dies: its slot is free once its lease has run out.
+    assert not await store.claim_slot("run:m", 2, "t4", "c", later, now)
+    assert await store.claim_slot("run:m", 2, "t4", "c", later, later + timedelta(seconds=1))
+
+
+async def test_slots_are_renewed_and_kept_by_their_new_owner(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    short = now + timedelta(seconds=1)
+    assert await store.claim_slot("run:k", 1, "t1", "a", short, now)
+    await store.renew_slots("a", ["t1"], now + timedelta(seconds=60))
+    after = now + timedelta(seconds=5)
+    assert not await store.claim_slot("run:k", 1, "t2", "b", after, after), "renewed: still held"
+    assert await store.keep_slot("run:k", "t1", "b", now + timedelta(seconds=60))
+    assert not await store.keep_slot("run:k", "t9", "b", now)
