@@ -9,8 +9,9 @@ as opaque text for events (`upstream_code`, `upstream_status`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -161,13 +162,25 @@ class ProviderLimits:
 
 
 class Provider(ABC):
-    """One vendor. Implementations: `providers.aliyun`, `providers.zhipuai`."""
+    """One vendor. Implementations: `providers.aliyun`, `providers.zhipuai`.
+
+    Submitting is the one paid call. `submit` takes the task's submit `attempt` (1, 2, ... as the
+    task store counts them): a vendor that accepts a client request id gets one derived from the
+    request id and the attempt, so sending the same attempt again is recognised by the vendor
+    (BigModel answers 1231: `ProviderError.already_exists`) and a new attempt never collides with
+    an earlier one. When a submit's outcome is unknown (`ProviderError` with `submit_not_taken`
+    false and `already_exists` false), `find_submitted` asks the vendor whether that attempt
+    created a task.
+    """
 
     name: ClassVar[str]  # "aliyun", "zhipuai"
     key_env: ClassVar[str]  # "ALIYUN_API_KEY"
     models: ClassVar[Mapping[str, ModelSpec]]
     result_host_suffixes: ClassVar[tuple[str, ...]]  # default DOWNLOAD_ALLOWED_HOSTS
     supports_cancel: ClassVar[bool]
+    # True when the vendor refuses a repeated client request id: sending the same `attempt`
+    # again then creates no second task (BigModel: 1231). False: it would create another one.
+    dedupes_submits: ClassVar[bool] = False
 
     limits: ProviderLimits
     running_slots: RunningSlots  # running tasks per model against `limits`; the runner keeps it
@@ -179,12 +192,50 @@ class Provider(ABC):
         model: str,
         parameters: ModelParameters,
         *,
+        attempt: int = 1,
         on_send: Callable[[], None] | None = None,
     ) -> Submitted:
         """Create the vendor task (waits for the submit rate limit). Raises ProviderError.
 
+        `attempt` is the task's submit attempt number (1, 2, ...), stored by the caller before
+        the call. The key is chosen from `request_id` and `attempt` (and, for `oss://` inputs, the
+        account that owns them), so `find_submitted` knows it again.
+
         `on_send` is called after the wait, right before the request leaves, with nothing
         awaited in between: an exception it raises stops the submit for certain."""
+
+    @abstractmethod
+    async def find_submitted(
+        self,
+        request_id: str,
+        model: str,
+        attempt: int,
+        since: datetime,
+        *,
+        exclude: Collection[str] = (),
+    ) -> Submitted | None:
+        """Resolve a submit whose outcome is unknown: the task that `attempt` created, or None
+        when the vendor certainly created none (a new attempt is then safe).
+
+        `since` is when the attempt started (before it was sent); `exclude` are upstream task
+        ids known to belong to other tasks. Raises ProviderError: transient when the lookup
+        itself failed and may be tried again; not transient when the outcome cannot be known
+        (several candidates, or a vendor without a way to look: BigModel)."""
+
+    def preflight(self, model: str, parameters: ModelParameters) -> None:
+        """Refuse, before any call, a request this configuration cannot submit correctly (e.g.
+        an `oss://` input when the owning account cannot be known). Raises ProviderError with
+        code `invalid_parameters`. `submit` runs it too."""
+        return None
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """The vendor accounts the configured keys belong to."""
+        return ()
+
+    def account_of(self, key_id: str) -> str:
+        """The vendor account of a configured key (`Submitted.key_id`); KeyError if unknown."""
+        raise KeyError(key_id)
 
     @abstractmethod
     async def poll(self, upstream_task_id: str, key_id: str) -> PollResult:

@@ -12,6 +12,16 @@ Environment variables, per vendor prefix `ALIYUN` / `ZHIPUAI`:
 | `{P}_SUBMITS_PER_S` (per model) | 2 | 1 |
 | `{P}_RUNNING_PER_MODEL` (0 = no limit) | 2 | 3 |
 | `{P}_QUERIES_PER_S` (status queries and cancels) | 20 | 10 |
+| `{P}_KEY_ACCOUNTS` (keys grouped into vendor accounts) | unset: one account | unset |
+| `ALIYUN_OSS_ACCOUNT` (the account whose keys submit `oss://` inputs) | the only account | - |
+
+`{P}_KEY_ACCOUNTS` is `name:key,key;name:key`, e.g. `acct-a:sk-1,sk-2;acct-b:sk-3`; a key may be
+written as its 12-hex fingerprint instead (as logs show it), so the variable need not repeat
+secrets. Every key of `{P}_API_KEY` must be in exactly one account. Submit and query rate limits
+are kept per account (the vendors count them per account), and an `oss://` input, a file
+uploaded by one Aliyun account for one model, is submitted with a key of `ALIYUN_OSS_ACCOUNT`;
+with several accounts and no such setting it is refused before any call, since a request cannot
+say which account uploaded it.
 
 A base URL ending in the API path the vendors' docs include (`/api/v1`, `/api/paas/v4`) is
 accepted too. DashScope's limits are its documented ones (upstream-apis.md §1.9). BigModel
@@ -22,6 +32,7 @@ going over costs retried 429s (1302), staying under costs only throughput.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,8 +47,11 @@ class VendorSettings:
     base_url: str
     submits_per_s: float  # per model; 0 = no limit
     running_per_model: int  # 0 = no limit
-    queries_per_s: float  # per provider; 0 = no limit
+    queries_per_s: float  # per account; 0 = no limit
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # never printed
+    # (account, keys or key fingerprints) pairs; empty: all keys are one account. Never printed.
+    key_accounts: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), repr=False)
+    oss_account: str | None = None  # the account that uploads DashScope oss:// files
 
 
 ALIYUN_DEFAULTS = VendorSettings("https://dashscope.aliyuncs.com", 2.0, 2, 20.0)
@@ -94,7 +108,37 @@ def _vendor_from_env(
         submits_per_s=number("SUBMITS_PER_S", defaults.submits_per_s),
         running_per_model=int(number("RUNNING_PER_MODEL", defaults.running_per_model)),
         queries_per_s=number("QUERIES_PER_S", defaults.queries_per_s),
+        key_accounts=parse_accounts(
+            _lookup(env, f"{prefix}_KEY_ACCOUNTS"), f"{prefix}_KEY_ACCOUNTS"
+        ),
+        oss_account=_lookup(env, f"{prefix}_OSS_ACCOUNT"),
     )
+
+
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def parse_accounts(text: str | None, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`acct-a:sk-1,sk-2;acct-b:sk-3` → (("acct-a", ("sk-1", "sk-2")), ("acct-b", ("sk-3",))).
+    Errors name the variable, never a key."""
+    if text is None:
+        return ()
+    accounts: dict[str, tuple[str, ...]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        account, colon, members = part.partition(":")
+        account = account.strip()
+        if not colon or not _ACCOUNT_NAME.fullmatch(account):
+            raise ValueError(
+                f"{name} must look like 'acct-a:key1,key2;acct-b:key3' (account names of "
+                "letters, digits, '.', '_' and '-')"
+            )
+        if account in accounts:
+            raise ValueError(f"{name} names account {account!r} twice")
+        keys = tuple(parse_keys(members))
+        if not keys:
+            raise ValueError(f"{name}: account {account!r} has no key")
+        accounts[account] = keys
+    return tuple(accounts.items())
 
 
 def _lookup(env: Mapping[str, Any] | object, name: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from providers.base import HttpRequest, ModelParameters, PollResult, ProviderError
@@ -23,13 +24,48 @@ class TaskRef:
     upstream_status: str
 
 
+@dataclass(frozen=True, slots=True)
+class ListedTask:
+    """One task of the vendor's task list; fields the answer did not have are None."""
+
+    upstream_task_id: str
+    upstream_status: str | None
+    model: str | None
+    created: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of the vendor's task list."""
+
+    tasks: tuple[ListedTask, ...]
+    pages: int  # how many pages the whole list has
+
+
 class Wire(Protocol):
     VENDOR: str  # the vendor's name in messages: "DashScope"
     API_ROOT: str  # path prefix of every endpoint, e.g. "/api/v1"
 
     def build_submit(
-        self, model: str, params: ModelParameters, request_id: str, api_key: str
+        self,
+        model: str,
+        params: ModelParameters,
+        request_id: str,
+        api_key: str,
+        attempt: int = 1,
     ) -> HttpRequest: ...
+
+    def submit_id(self, request_id: str, attempt: int) -> str | None:
+        """The client request id sent for this attempt; None when the vendor takes none."""
+
+    def build_find(
+        self, model: str, start: datetime, end: datetime, api_key: str, page: int
+    ) -> HttpRequest | None:
+        """One page of the tasks of `model` created between `start` and `end`; None when the
+        vendor has no way to list them."""
+
+    def parse_find(self, status_code: int, headers: Mapping[str, str], body: Any) -> TaskPage:
+        """The page, or raises ProviderError."""
 
     def build_query(self, upstream_task_id: str, api_key: str) -> HttpRequest: ...
 

@@ -1,4 +1,10 @@
-"""Zhipu BigModel routes: create a video task and query its result (§2.1-§2.7)."""
+"""Zhipu BigModel routes: create a video task and query its result (§2.1-§2.7).
+
+A client `request_id` "must be unique" (§2.3): a create that repeats one of the same account
+whose task is still kept is refused with 400 `1231` "You already have a request: <id>" (Z-ERR
+lists the code and message; the HTTP status and the scope, per account, are inferred). Tasks
+belong to the account of the key that created them; other accounts' keys cannot query them.
+"""
 
 from __future__ import annotations
 
@@ -101,8 +107,15 @@ class BigModelApi:
         context = (VENDOR, "submit", model, accepted.prompt)
         if (rule := sim.faults.take(ANSWERS, *context, stage="before")) is not None:
             return fault_response(rule)
-        key_fp = fingerprint(key)
-        window = sim.admit(VENDOR, key_fp, model)
+        account = sim.account_of(key)
+        if accepted.request_id is not None:
+            earlier = sim.tasks.by_request_id(VENDOR, account, accepted.request_id)
+            if earlier is not None and earlier.phase(sim.clock.now(), sim.config.task_ttl_s) != (
+                Phase.UNKNOWN
+            ):
+                message = f"You already have a request: {accepted.request_id}"
+                return bigmodel_error(400, "1231", message)
+        window = sim.admit(VENDOR, account, model)
         if window is None:
             return throttled()
         task = Task(
@@ -111,7 +124,8 @@ class BigModelApi:
             model=model,
             path=path,
             body=body,
-            key_fp=key_fp,
+            key_fp=fingerprint(key),
+            account=account,
             prompt=accepted.prompt,
             output=Output(accepted.width, accepted.height, accepted.duration),
             created=sim.clock.now(),
@@ -144,10 +158,9 @@ class BigModelApi:
         if isinstance(key, Response):
             return key
         sim = self.sim
-        task = sim.tasks.get(VENDOR, request.path_params["id"])
-        if not sim.rates.allow(
-            ("query", VENDOR, fingerprint(key)), sim.clock.now(), sim.config.query_qps
-        ):
+        account = sim.account_of(key)
+        task = sim.visible(sim.tasks.get(VENDOR, request.path_params["id"]), account)
+        if not sim.allow_query(VENDOR, account):
             return throttled()
         context = (VENDOR, "query", task.model if task else None, task.prompt if task else None)
         if (rule := sim.faults.take(ANSWERS, *context)) is not None:

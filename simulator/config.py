@@ -30,11 +30,16 @@ class SimConfig:
     bigmodel_keys: tuple[str, ...] | None = None
     # Well-formed keys that are still refused, so a 401 can be provoked.
     rejected_keys: tuple[str, ...] = ("sk-invalid", "invalid.invalid")
-    # Tasks not yet ended per (vendor, key, model); None = unlimited. "reject" answers 429 like
-    # DashScope's Throttling.RateQuota / BigModel 1302; "queue" keeps extra tasks PENDING.
+    # Vendor accounts: name -> its keys. Limits, task visibility, BigModel's request_id
+    # uniqueness and DashScope's oss:// files are per account (§1.6, §1.9, §1.10, §2.7). A key
+    # listed nowhere is an account of its own.
+    accounts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Tasks not yet ended per (vendor, account, model); None = unlimited. "reject" answers 429
+    # like DashScope's Throttling.RateQuota / BigModel 1302; "queue" keeps extra tasks PENDING.
     running_limit: int | None = None
     running_limit_mode: Literal["reject", "queue"] = "reject"
-    # Creates per second per (vendor, key, model) and queries per second per (vendor, key).
+    # Creates per second per (vendor, account, model) and queries (and task lists) per second
+    # per (vendor, account).
     submit_qps: float | None = None
     query_qps: float | None = None
     # DashScope parameter-value errors (size, resolution, duration, seed): a 400 at create, or an
@@ -98,6 +103,10 @@ def _convert(name: str, value: Any) -> Any:
         return None if value is None else tuple(str(k) for k in value)
     if name == "rejected_keys":
         return tuple(str(k) for k in value)
+    if name == "accounts":
+        if not isinstance(value, dict):
+            raise ValueError("accounts is {name: [key, ...]}")
+        return {str(account): tuple(str(k) for k in keys) for account, keys in value.items()}
     if name in ("submit_qps", "query_qps"):
         return None if value is None else float(value)
     if name == "running_limit":

@@ -17,7 +17,16 @@ from simulator.context import Sim
 from simulator.state import Task
 from simulator.wire import NOT_JSON, iso_utc, json_body
 
-TASK_FILTERS = ("vendor", "model", "request_id", "prompt", "prompt_contains", "status")
+TASK_FILTERS = (
+    "vendor",
+    "model",
+    "request_id",
+    "request_id_prefix",
+    "account",
+    "prompt",
+    "prompt_contains",
+    "status",
+)
 
 
 def routes(sim: Sim) -> list[Route]:
@@ -118,6 +127,8 @@ class ControlApi:
                 "vendor": lambda v: task.vendor == v,
                 "model": lambda v: task.model == v,
                 "request_id": lambda v: task.request_id == v,
+                "request_id_prefix": lambda v: (task.request_id or "").startswith(v),
+                "account": lambda v: task.account == v,
                 "prompt": lambda v: task.prompt == v,
                 "prompt_contains": lambda v: v in (task.prompt or ""),
                 "status": lambda v: task.phase(now, ttl).value == v,
@@ -150,6 +161,7 @@ class ControlApi:
             "path": task.path,
             "body": task.body,
             "key_fingerprint": task.key_fp,
+            "account": task.account,
             "request_id": task.request_id,
             "prompt": task.prompt,
             "status": task.phase(now, self.sim.config.task_ttl_s).value,

@@ -1,4 +1,8 @@
-"""DashScope (Tongyi Wanxiang wanx2.1) routes: create, query and cancel tasks (§1.2-§1.9)."""
+"""DashScope (Tongyi Wanxiang wanx2.1) routes: create, query, cancel and list tasks (§1.2-§1.9).
+
+Tasks belong to the account of the key that created them: any key of that account may query,
+cancel and list them, keys of other accounts see nothing (§1.6, A-TASKS).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from starlette.routing import Route
 from simulator.catalog import IMAGE2VIDEO, VIDEO_GENERATION
 from simulator.connection import DroppedConnection
 from simulator.context import Sim
-from simulator.dashscope_rules import Accepted, check_create
+from simulator.dashscope_rules import Accepted, check_create, list_query
 from simulator.errors import Rejected, dashscope_error, ds_message
 from simulator.faults import ANSWERS, FaultRule
 from simulator.results import result_urls
@@ -47,6 +51,7 @@ def routes(sim: Sim) -> list[Route]:
     return [
         create(VIDEO_GENERATION),
         create(IMAGE2VIDEO),
+        Route("/api/v1/tasks", counted(sim.stats, VENDOR, "list", api.list_tasks)),
         Route("/api/v1/tasks/{task_id}", counted(sim.stats, VENDOR, "query", api.query)),
         Route(
             "/api/v1/tasks/{task_id}/cancel",
@@ -109,11 +114,11 @@ class DashScopeApi:
         context = (VENDOR, "submit", model, accepted.prompt)
         if (rule := sim.faults.take(ANSWERS, *context, stage="before")) is not None:
             return fault_response(rule)
-        key_fp = fingerprint(key)
-        window = sim.admit(VENDOR, key_fp, model)
+        account = sim.account_of(key)
+        window = sim.admit(VENDOR, account, model)
         if window is None:
             return throttled()
-        task = self._new_task(path, key_fp, body, accepted, window)
+        task = self._new_task(path, key, body, accepted, window)
         self._mark(task, context)
         sim.add_task(task)
         if (rule := sim.faults.take(ANSWERS, *context, stage="after")) is not None:
@@ -121,10 +126,10 @@ class DashScopeApi:
         if (delay := sim.faults.take({"delay"}, *context)) is not None:
             await asyncio.sleep(delay.seconds or 0)
         output = {"task_status": "PENDING", "task_id": task.task_id}
-        return JSONResponse({"output": output, "request_id": str(uuid.uuid4())})
+        return JSONResponse({"output": output, "request_id": task.extra["create_request_id"]})
 
     def _new_task(
-        self, path: str, key_fp: str, body: Any, accepted: Accepted, window: tuple[float, float]
+        self, path: str, key: str, body: Any, accepted: Accepted, window: tuple[float, float]
     ) -> Task:
         task = Task(
             task_id=str(uuid.uuid4()),
@@ -132,7 +137,8 @@ class DashScopeApi:
             model=accepted.model.name,
             path=path,
             body=body,
-            key_fp=key_fp,
+            key_fp=fingerprint(key),
+            account=self.sim.account_of(key),
             prompt=accepted.prompt,
             output=Output(accepted.width, accepted.height, accepted.duration),
             created=self.sim.clock.now(),
@@ -141,6 +147,7 @@ class DashScopeApi:
         )
         usage = {"video_duration": accepted.duration, "video_ratio": accepted.video_ratio}
         task.extra["usage"] = {**usage, "video_count": 1}
+        task.extra["create_request_id"] = str(uuid.uuid4())
         if accepted.prompt_extend:
             task.extra["actual_prompt"] = f"{accepted.prompt or 'A scene'}. (simulated rewrite)"
         if accepted.param_error is not None:
@@ -163,7 +170,7 @@ class DashScopeApi:
         if isinstance(key, Response):
             return key
         task_id = request.path_params["task_id"]
-        task = self.sim.tasks.get(VENDOR, task_id)
+        task = self.sim.visible(self.sim.tasks.get(VENDOR, task_id), self.sim.account_of(key))
         early = await self._before_answer(request, key, "query", task)
         if early is not None:
             return early
@@ -177,9 +184,7 @@ class DashScopeApi:
     ) -> Response | None:
         """Query-rate limit and faults for a query or cancel: a response to give instead, if any."""
         sim = self.sim
-        if route == "query" and not sim.rates.allow(
-            ("query", VENDOR, fingerprint(key)), sim.clock.now(), sim.config.query_qps
-        ):
+        if route in ("query", "list") and not sim.allow_query(VENDOR, sim.account_of(key)):
             return throttled()
         context = (VENDOR, route, task.model if task else None, task.prompt if task else None)
         if (rule := sim.faults.take(ANSWERS, *context)) is not None:
@@ -215,7 +220,9 @@ class DashScopeApi:
         key = self._key(request)
         if isinstance(key, Response):
             return key
-        task = self.sim.tasks.get(VENDOR, request.path_params["task_id"])
+        task = self.sim.visible(
+            self.sim.tasks.get(VENDOR, request.path_params["task_id"]), self.sim.account_of(key)
+        )
         early = await self._before_answer(request, key, "cancel", task)
         if early is not None:
             return early
@@ -226,3 +233,55 @@ class DashScopeApi:
             return dashscope_error(400, "UnsupportedOperation", message + f"this one is {phase}.")
         self.sim.cancel(task)
         return JSONResponse({"request_id": str(uuid.uuid4())})
+
+    async def list_tasks(self, request: Request) -> Response:
+        """`GET /api/v1/tasks`: the caller's account's tasks, newest first, filtered and paged
+        (§1.2, the SDK's `list()` parameters). The answer's shape is not in upstream-apis.md:
+        (inferred, from DashScope's older async-task page) `data` items with `task_id`, `status`,
+        `model_name`, `gmt_create` (epoch ms), `api_key_id`, `region`, `request_id` (of the
+        create call), and `page_no`, `page_size`, `total`, `total_page`. Times are Beijing."""
+        key = self._key(request)
+        if isinstance(key, Response):
+            return key
+        early = await self._before_answer(request, key, "list", None)
+        if early is not None:
+            return early
+        try:
+            query = list_query(request.query_params)
+        except Rejected as exc:
+            return dashscope_error(exc.status, exc.code, exc.message)
+        now, ttl = self.sim.clock.now(), self.sim.config.task_ttl_s
+        account = self.sim.account_of(key)
+        rows = []
+        for task in reversed(self.sim.tasks.all()):  # newest first, ties in creation order
+            phase = task.phase(now, ttl)
+            if task.vendor != VENDOR or task.account != account or phase is Phase.UNKNOWN:
+                continue  # retention: 24 h (§1.9)
+            if query.matches(task, phase):
+                rows.append((task.created, self._listed(task, phase)))
+        rows.sort(key=lambda row: -row[0])
+        first = (query.page_no - 1) * query.page_size
+        pages = max(1, -(-len(rows) // query.page_size))
+        return JSONResponse(
+            {
+                "request_id": str(uuid.uuid4()),
+                "data": [row for _, row in rows[first : first + query.page_size]],
+                "page_no": query.page_no,
+                "page_size": query.page_size,
+                "total": len(rows),
+                "total_page": pages,
+            }
+        )
+
+    def _listed(self, task: Task, phase: Phase) -> dict[str, Any]:
+        created_ms = int(task.created * 1000)
+        return {
+            "task_id": task.task_id,
+            "status": phase.value,
+            "model_name": task.model,
+            "gmt_create": created_ms,
+            "gmt_modified": created_ms,
+            "api_key_id": task.key_fp,  # a stand-in: the real one is an Aliyun id of the key
+            "region": "cn-beijing",
+            "request_id": task.extra.get("create_request_id"),
+        }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from simulator.catalog import (
@@ -174,3 +175,61 @@ def _shape(model: DashScopeModel, params: dict[str, Any]) -> tuple[str, int, int
         )
     width, height = RESOLUTION_DIMENSIONS[resolution]
     return "standard", width, height
+
+
+# The task list (§1.2; parameters from the SDK's `list()`). --------------------------------------
+
+BEIJING = timezone(timedelta(hours=8))
+LIST_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED")  # the SDK's docstring
+LIST_PAGE_MAX = 100  # (inferred) the largest page size
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page_no: int = 1
+    page_size: int = 10  # the SDK's default
+    status: str | None = None
+    model_name: str | None = None
+    start: float | None = None  # epoch seconds, inclusive
+    end: float | None = None  # epoch seconds, inclusive (whole second)
+
+    def matches(self, task: Any, phase: Any) -> bool:
+        return (
+            (self.status is None or phase.value == self.status)
+            and (self.model_name is None or task.model == self.model_name)
+            and (self.start is None or task.created >= self.start)
+            and (self.end is None or task.created < self.end + 1)
+        )
+
+
+def list_query(params: Mapping[str, str]) -> ListQuery:
+    """The list's query string, or Rejected (400 InvalidParameter, inferred) for bad values."""
+
+    def number(name: str, default: int, high: int) -> int:
+        text = params.get(name)
+        if text is None:
+            return default
+        if not text.isdigit() or not 1 <= int(text) <= high:
+            raise invalid(f"{name} must be an integer from 1 to {high}.")
+        return int(text)
+
+    def moment(name: str) -> float | None:
+        text = params.get(name)
+        if text is None:
+            return None
+        try:  # YYYYMMDDhhmmss, e.g. 20230420000000 (the SDK's docstring); Beijing time (inferred)
+            return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING).timestamp()
+        except ValueError:
+            raise invalid(f"{name} must be YYYYMMDDhhmmss, e.g. 20230420000000.") from None
+
+    status = params.get("status")
+    if status is not None and status not in LIST_STATUSES:
+        raise invalid(f"status must be one of {', '.join(LIST_STATUSES)}.")
+    return ListQuery(
+        page_no=number("page_no", 1, 10**6),
+        page_size=number("page_size", 10, LIST_PAGE_MAX),
+        status=status,
+        model_name=params.get("model_name"),
+        start=moment("start_time"),
+        end=moment("end_time"),
+    )

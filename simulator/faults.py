@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-ROUTES = ("submit", "query", "cancel", "download")
+ROUTES = ("submit", "query", "cancel", "list", "download")
 VENDORS = ("dashscope", "bigmodel", "any")
 EVERYWHERE = frozenset(ROUTES)
 

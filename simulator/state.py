@@ -61,6 +61,7 @@ class Task:
     scheduled: float
     ended: float
     request_id: str | None = None  # BigModel: the client's (or generated) request_id
+    account: str = ""  # the vendor account of the key that created it
     fail_code: str | None = None
     fail_message: str | None = None
     unknown: bool = False
@@ -98,9 +99,16 @@ def fingerprint(key: str) -> str:
 class TaskStore:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
+        # (vendor, account, client request_id) -> the latest task created with it
+        self._by_request_id: dict[tuple[str, str, str], Task] = {}
 
     def add(self, task: Task) -> None:
         self._tasks[task.task_id] = task
+        if task.request_id is not None:
+            self._by_request_id[(task.vendor, task.account, task.request_id)] = task
+
+    def by_request_id(self, vendor: str, account: str, request_id: str) -> Task | None:
+        return self._by_request_id.get((vendor, account, request_id))
 
     def get(self, vendor: str, task_id: str) -> Task | None:
         task = self._tasks.get(task_id)
@@ -117,3 +125,4 @@ class TaskStore:
 
     def clear(self) -> None:
         self._tasks.clear()
+        self._by_request_id.clear()

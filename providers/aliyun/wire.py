@@ -2,15 +2,25 @@
 
 Create: `POST /api/v1/services/aigc/{video-generation|image2video}/video-synthesis` with
 `{"model", "input", "parameters"}`; query `GET /api/v1/tasks/{id}`; cancel
-`POST /api/v1/tasks/{id}/cancel` (PENDING tasks only). Errors are `{"code", "message",
-"request_id"}` at the top level; a FAILED task carries them in `output`.
+`POST /api/v1/tasks/{id}/cancel` (PENDING tasks only); list `GET /api/v1/tasks?...` (§1.2, the
+SDK's `list()`: `page_no`, `page_size`, `model_name`, `start_time`/`end_time` as
+`YYYYMMDDhhmmss`). Errors are `{"code", "message", "request_id"}` at the top level; a FAILED
+task carries them in `output`.
+
+The task list's answer is not in upstream-apis.md (the SDK hands the JSON back as it is). Read
+here, tolerantly (inferred from DashScope's older async-task page): `data` is a list of tasks
+with `task_id`, `status` (or `task_status`), `model_name` and `gmt_create` (epoch milliseconds;
+or `submit_time` in the query's `YYYY-MM-DD HH:mm:ss.SSS` Beijing time), plus `total_page`.
+Its times are taken as Beijing time (UTC+8), like every DashScope time string (§1.6).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from providers.base import (
     HttpRequest,
@@ -33,7 +43,15 @@ from providers.classify import (
     TIMED_OUT,
     ErrorTable,
 )
-from providers.wire_types import TaskRef, bearer, check_schema, json_object, json_text
+from providers.wire_types import (
+    ListedTask,
+    TaskPage,
+    TaskRef,
+    bearer,
+    check_schema,
+    json_object,
+    json_text,
+)
 from schemas.errors import ErrorCode
 
 VENDOR = "DashScope"
@@ -100,8 +118,15 @@ ERRORS = ErrorTable(
 )
 
 
-def build_submit(model: str, params: ModelParameters, request_id: str, api_key: str) -> HttpRequest:
-    """DashScope has no field for the client's id, so `request_id` is not sent."""
+BEIJING = timezone(timedelta(hours=8))
+LIST_PAGE_SIZE = 100  # (inferred) the largest page asked for; the SDK's default is 10
+
+
+def build_submit(
+    model: str, params: ModelParameters, request_id: str, api_key: str, attempt: int = 1
+) -> HttpRequest:
+    """DashScope has no field for the client's id, so neither `request_id` nor `attempt` is
+    sent: a submit whose outcome is unknown is resolved with the task list (`build_find`)."""
     check_schema("aliyun", model, params)
     fields = params.model_dump(mode="json", exclude_none=True)
     body = {
@@ -113,6 +138,69 @@ def build_submit(model: str, params: ModelParameters, request_id: str, api_key: 
     if any(str(fields.get(name, "")).startswith("oss://") for name in _URL_FIELDS):
         headers["X-DashScope-OssResourceResolve"] = "enable"
     return HttpRequest("POST", CREATE_PATHS[model], headers, body)
+
+
+def submit_id(request_id: str, attempt: int) -> str | None:
+    return None  # no client request id on the wire
+
+
+def build_find(
+    model: str, start: datetime, end: datetime, api_key: str, page: int = 1
+) -> HttpRequest:
+    """`GET /api/v1/tasks` filtered by model and creation time (whole seconds, Beijing time:
+    `start` rounded down, `end` up, so the window only grows)."""
+    query = {
+        "page_no": page,
+        "page_size": LIST_PAGE_SIZE,
+        "model_name": model,
+        "start_time": _list_time(start, up=False),
+        "end_time": _list_time(end, up=True),
+    }
+    return HttpRequest("GET", f"{API_ROOT}/tasks?{urlencode(query)}", bearer(api_key))
+
+
+def parse_find(status_code: int, headers: Mapping[str, str], body: Any) -> TaskPage:
+    if status_code != 200:
+        raise classify_error(status_code, headers, body)
+    items = body.get("data") if isinstance(body, Mapping) else None
+    if items is None:
+        items = json_object(body, "output").get("data")
+    if not isinstance(items, list):
+        raise ERRORS.bad_answer("a task list (data)", body)
+    tasks = []
+    for item in items:
+        task_id = json_text(item, "task_id")
+        if not task_id:
+            raise ERRORS.bad_answer("a task_id in every listed task", body)
+        status = json_text(item, "status") or json_text(item, "task_status")
+        model = json_text(item, "model_name") or json_text(item, "model")
+        tasks.append(ListedTask(task_id, status, model, _created(item)))
+    pages = body.get("total_page") if isinstance(body, Mapping) else None
+    return TaskPage(tuple(tasks), pages if isinstance(pages, int) and pages > 0 else 1)
+
+
+def _list_time(moment: datetime, *, up: bool) -> str:
+    local = moment.astimezone(BEIJING)
+    if up and local.microsecond:
+        local += timedelta(seconds=1)
+    return local.strftime("%Y%m%d%H%M%S")
+
+
+def _created(item: Any) -> datetime | None:
+    """When a listed task was created: `gmt_create` (epoch ms) or `submit_time` (Beijing)."""
+    millis = item.get("gmt_create") if isinstance(item, Mapping) else None
+    if isinstance(millis, int | float) and not isinstance(millis, bool) and math.isfinite(millis):
+        try:
+            return datetime.fromtimestamp(millis / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    text = json_text(item, "submit_time")
+    if text:
+        try:
+            return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=BEIJING)
+        except ValueError:
+            return None
+    return None
 
 
 def build_query(upstream_task_id: str, api_key: str) -> HttpRequest:

@@ -19,4 +19,6 @@ class BigModelProvider(HttpProvider):
     # port 443, public addresses: consumers/media/hosts.py).
     result_host_suffixes = (".chatglm.cn", ".bigmodel.cn")
     supports_cancel = False  # no cancel endpoint
+    # A repeated request_id is refused with 1231 (Z-ERR), and each attempt sends its own.
+    dedupes_submits = True
     wire: ClassVar[Wire] = bigmodel_wire

@@ -1,13 +1,21 @@
 """BigModel's wire format (upstream-apis.md Part 2) as pure functions.
 
-Create: `POST /api/paas/v4/videos/generations` with a flat body (`model`, the parameters, our
-`request_id`); query `GET /api/paas/v4/async-result/{id}`; no cancel endpoint. Errors are
+Create: `POST /api/paas/v4/videos/generations` with a flat body (`model`, the parameters, a
+`request_id`); query `GET /api/paas/v4/async-result/{id}`; no cancel endpoint, and no way to
+find a task by its `request_id` (§2.2 lists only these two). Errors are
 `{"error": {"code": "1214", "message": "..."}}` with string codes.
+
+`request_id` "must be unique" per request (§2.3; Z-OAS), and a repeated one is refused with 1231
+"You already have a request" (Z-ERR). So each submit attempt of a task sends its own id, derived
+from ours and the attempt number (`submit_id`): a new attempt never collides with an earlier
+one, and sending the same attempt again is recognised by BigModel instead of paid twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +41,14 @@ from providers.classify import (
     THROTTLED,
     ErrorTable,
 )
-from providers.wire_types import TaskRef, bearer, check_schema, json_object, json_text
+from providers.wire_types import (
+    TaskPage,
+    TaskRef,
+    bearer,
+    check_schema,
+    json_object,
+    json_text,
+)
 
 VENDOR = "BigModel"
 API_ROOT = "/api/paas/v4"
@@ -67,13 +82,35 @@ ERRORS = ErrorTable(
 )
 
 
-def build_submit(model: str, params: ModelParameters, request_id: str, api_key: str) -> HttpRequest:
-    """`user_id` is not sent: BigModel wants 6–128 characters and ours may be shorter."""
+# BigModel documents no length or alphabet for request_id (§2.3, Z-OAS: "provided by the client,
+# must be unique"). (inferred) Kept to 64 characters of our own request_id alphabet
+# ([A-Za-z0-9._:-]), which any reasonable id field takes.
+SUBMIT_ID_MAX = 64
+
+
+def submit_id(request_id: str, attempt: int) -> str:
+    """`{request_id}-a{attempt}`; when that is longer than 64 characters, the request id's head,
+    16 hex digits of its SHA-256 and the attempt: `{head}-{sha16}-a{attempt}`. Deterministic, and
+    distinct for distinct (request_id, attempt) pairs."""
+    if attempt < 1:
+        raise ValueError(f"a submit attempt is 1 or more, got {attempt}")
+    plain = f"{request_id}-a{attempt}"
+    if len(plain) <= SUBMIT_ID_MAX:
+        return plain
+    tail = f"-{hashlib.sha256(request_id.encode()).hexdigest()[:16]}-a{attempt}"
+    return request_id[: SUBMIT_ID_MAX - len(tail)] + tail
+
+
+def build_submit(
+    model: str, params: ModelParameters, request_id: str, api_key: str, attempt: int = 1
+) -> HttpRequest:
+    """`request_id` on the wire is `submit_id(request_id, attempt)`. `user_id` is not sent:
+    BigModel wants 6–128 characters and ours may be shorter."""
     check_schema("zhipuai", model, params)
     body = {
         "model": model,
         **params.model_dump(mode="json", exclude_none=True),
-        "request_id": request_id,
+        "request_id": submit_id(request_id, attempt),
     }
     headers = {**bearer(api_key), "Content-Type": "application/json"}
     return HttpRequest("POST", f"{API_ROOT}/videos/generations", headers, body)
@@ -87,6 +124,16 @@ def build_query(upstream_task_id: str, api_key: str) -> HttpRequest:
 
 def build_cancel(upstream_task_id: str, api_key: str) -> HttpRequest | None:
     return None  # no cancel endpoint (§2.2)
+
+
+def build_find(
+    model: str, start: datetime, end: datetime, api_key: str, page: int = 1
+) -> HttpRequest | None:
+    return None  # no task list, no lookup by request_id (§2.2)
+
+
+def parse_find(status_code: int, headers: Mapping[str, str], body: Any) -> TaskPage:
+    raise NotImplementedError("BigModel has no task list")  # never called: build_find is None
 
 
 def parse_submit(status_code: int, headers: Mapping[str, str], body: Any) -> TaskRef:

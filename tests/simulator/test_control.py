@@ -29,12 +29,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_generations_by_bigmodel_request_id(client: httpx.AsyncClient) -> None:
-    body = {"model": "viduq1-image", "image_url": IMAGE, "request_id": "order-42"}
+    body = {"model": "viduq1-image", "image_url": IMAGE, "request_id": "order-42-a1"}
     await bm_create(client, body)
-    await bm_create(client, body)
-    await bm_create(client, {**body, "request_id": "order-43"})
-    counted = (await client.get("/_sim/generations", params={"request_id": "order-42"})).json()
-    assert counted["count"] == 2 and len(counted["task_ids"]) == 2
+    assert (await bm_create(client, body)).json()["error"]["code"] == "1231"  # not billed
+    await bm_create(client, {**body, "request_id": "order-42-a2"})
+    await bm_create(client, {**body, "request_id": "order-43-a1"})
+    counted = (await client.get("/_sim/generations", params={"request_id": "order-42-a1"})).json()
+    assert counted["count"] == 1 and len(counted["task_ids"]) == 1
+    prefix = {"request_id_prefix": "order-42-"}
+    assert (await client.get("/_sim/generations", params=prefix)).json()["count"] == 2
 
 
 async def test_generations_by_dashscope_model_and_prompt(client: httpx.AsyncClient) -> None:

@@ -3,12 +3,15 @@ upstream-apis.md Part 1 (no network)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
 from providers import ProviderError, UpstreamState, validate_parameters
 from providers.aliyun import wire
+from providers.wire_types import ListedTask
 from schemas.errors import ErrorCode
 
 KEY = "sk-test-0123456789"
@@ -476,3 +479,76 @@ def test_cancel_success_and_failures() -> None:
     assert caught.value.transient
     with pytest.raises(ProviderError):
         wire.parse_cancel(401, {}, {"code": "InvalidApiKey", "message": "m"})
+
+
+# §1.2: the task list, as the SDK's list() asks for it
+def test_the_task_list_request() -> None:
+    start = datetime(2025, 4, 18, 2, 36, 58, 394000, tzinfo=UTC)  # 10:36:58.394 in Beijing
+    end = datetime(2025, 4, 18, 2, 37, 30, 1000, tzinfo=UTC)
+    request = wire.build_find("wanx2.1-t2v-turbo", start, end, KEY, 2)
+    assert request.method == "GET" and request.json is None
+    assert request.headers == {"Authorization": f"Bearer {KEY}"}
+    path, _, query = request.path.partition("?")
+    assert path == "/api/v1/tasks"
+    assert parse_qs(query) == {
+        "page_no": ["2"],
+        "page_size": ["100"],
+        "model_name": ["wanx2.1-t2v-turbo"],
+        "start_time": ["20250418103658"],  # rounded down
+        "end_time": ["20250418103731"],  # rounded up: the window only grows
+    }
+    assert wire.submit_id("order-42", 1) is None  # DashScope takes no client request id
+
+
+def test_parse_the_task_list() -> None:
+    body = {
+        "request_id": "2bc5f4c8-xxxx",
+        "data": [
+            {
+                "api_key_id": "1234",
+                "gmt_create": 1744943818394,  # 2025-04-18 10:36:58.394 in Beijing
+                "model_name": "wanx2.1-t2v-turbo",
+                "region": "cn-beijing",
+                "request_id": "4909100c-7b5a-9f92-bfe5-xxxxxx",
+                "status": "PENDING",
+                "task_id": "0385dc79-5ff8-4d82-bcb6-xxxxxx",
+            },
+            {
+                "task_id": "86ecf553",
+                "task_status": "RUNNING",
+                "model": "wanx2.1-t2v-plus",
+                "submit_time": "2025-04-18 10:36:58.394",
+            },
+            {"task_id": "no-time", "status": "FAILED"},
+        ],
+        "page_no": 1,
+        "page_size": 100,
+        "total": 3,
+        "total_page": 1,
+    }
+    page = wire.parse_find(200, {}, body)
+    when = datetime(2025, 4, 18, 2, 36, 58, 394000, tzinfo=UTC)
+    assert page.pages == 1
+    assert page.tasks == (
+        ListedTask("0385dc79-5ff8-4d82-bcb6-xxxxxx", "PENDING", "wanx2.1-t2v-turbo", when),
+        ListedTask("86ecf553", "RUNNING", "wanx2.1-t2v-plus", when),
+        ListedTask("no-time", "FAILED", None, None),
+    )
+
+
+def test_a_task_list_failure_is_classified() -> None:
+    with pytest.raises(ProviderError) as caught:
+        wire.parse_find(
+            429, {}, {"code": "Throttling.RateQuota", "message": "m", "request_id": "q"}
+        )
+    assert caught.value.transient and caught.value.upstream_request_id == "q"
+    with pytest.raises(ProviderError) as caught:
+        wire.parse_find(200, {}, {"request_id": "q"})
+    assert caught.value.transient
+
+
+def test_submit_ignores_the_attempt() -> None:
+    params = validate_parameters("wanx2.1-t2v-turbo", {"prompt": "p"})
+    first = wire.build_submit("wanx2.1-t2v-turbo", params, "order-42", KEY)
+    third = wire.build_submit("wanx2.1-t2v-turbo", params, "order-42", KEY, attempt=3)
+    assert first == third

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from providers import (
     ProviderError,
     UpstreamState,
     create_providers,
+    fingerprint,
     get_model,
     validate_parameters,
 )
@@ -71,9 +73,10 @@ async def world() -> AsyncIterator[World]:
         await provider.aclose()
 
 
-async def submit(world: World, model: str, request_id: str = "contract-1") -> Any:
+async def submit(world: World, model: str, request_id: str = "contract-1", attempt: int = 1) -> Any:
     provider = world.providers[get_model(model).provider]
-    return await provider.submit(request_id, model, validate_parameters(model, REQUESTS[model]))
+    parameters = validate_parameters(model, REQUESTS[model])
+    return await provider.submit(request_id, model, parameters, attempt=attempt)
 
 
 def add_fault(world: World, model: str, **rule: Any) -> None:
@@ -227,3 +230,119 @@ async def test_a_rejected_key_names_the_variable(provider: str, model: str) -> N
     assert (error.code, error.transient) == (ErrorCode.UPSTREAM_UNAVAILABLE, False)
     assert f"{provider.upper()}_API_KEY" in error.message
     assert "sk-invalid" not in error.message and "invalid.invalid" not in error.message
+
+
+# The seam for submits whose outcome is unknown ---------------------------------------------
+
+
+async def test_bigmodel_sends_each_attempt_its_own_request_id(world: World) -> None:
+    """§2.3 (unique request_id) and Z-ERR 1231: the same attempt again is refused as a
+    duplicate, a new attempt is a new task."""
+    first = await submit(world, "viduq1-text", "order-9")
+    received = world.sim.tasks.find(first.upstream_task_id)
+    assert received is not None and received.request_id == "order-9-a1"
+    with pytest.raises(ProviderError) as caught:
+        await submit(world, "viduq1-text", "order-9")  # attempt 1 again
+    error = caught.value
+    assert error.already_exists and error.upstream_code == "1231"
+    assert (error.code, error.transient, error.submit_not_taken) == (
+        ErrorCode.UPSTREAM_REJECTED,
+        False,
+        False,
+    )
+    assert error.to_error().code is ErrorCode.UPSTREAM_REJECTED and "1231" in error.message
+    second = await submit(world, "viduq1-text", "order-9", attempt=2)
+    assert second.upstream_task_id != first.upstream_task_id
+    assert len([t for t in world.sim.tasks.all() if t.model == "viduq1-text"]) == 2
+    assert world.providers["zhipuai"].dedupes_submits
+    assert not world.providers["aliyun"].dedupes_submits
+
+
+async def test_bigmodel_cannot_look_up_a_lost_submit(world: World) -> None:
+    add_fault(world, "cogvideox-2", action="504", stage="after")
+    since = datetime.now(UTC)
+    with pytest.raises(ProviderError) as lost:
+        await submit(world, "cogvideox-2", "lost-1")
+    assert not lost.value.submit_not_taken and not lost.value.already_exists
+    with pytest.raises(ProviderError) as caught:
+        await world.providers["zhipuai"].find_submitted("lost-1", "cogvideox-2", 1, since)
+    assert (caught.value.code, caught.value.transient) == (ErrorCode.UPSTREAM_UNAVAILABLE, False)
+    assert "no way to look" in caught.value.message and "lost-1-a1" in caught.value.message
+
+
+@pytest.mark.parametrize("action", ["500", "503", "504", "reset"])
+async def test_dashscope_finds_the_task_a_lost_submit_created(world: World, action: str) -> None:
+    """A submit whose answer was lost (the task was created first): the task list has it."""
+    await submit(world, "wanx2.1-t2v-plus", "earlier")  # another model: not a candidate
+    since = datetime.now(UTC)
+    add_fault(world, "wanx2.1-t2v-turbo", action=action, stage="after")
+    with pytest.raises((ProviderError, ConnectionResetError)) as lost:
+        await submit(world, "wanx2.1-t2v-turbo", "lost-2")
+    if isinstance(lost.value, ProviderError):
+        assert not lost.value.submit_not_taken
+        assert action == "reset" or lost.value.upstream_request_id
+    [created] = [t for t in world.sim.tasks.all() if t.model == "wanx2.1-t2v-turbo"]
+    dashscope = world.providers["aliyun"]
+    found = await dashscope.find_submitted("lost-2", "wanx2.1-t2v-turbo", 1, since)
+    assert found is not None
+    assert (found.upstream_task_id, found.upstream_status) == (created.task_id, "PENDING")
+    assert found.key_id == fingerprint(KEYS["aliyun"])
+    polled = await dashscope.poll(found.upstream_task_id, found.key_id)
+    assert polled.state is UpstreamState.QUEUED
+
+
+async def test_dashscope_finds_nothing_when_the_submit_was_not_created(world: World) -> None:
+    since = datetime.now(UTC)
+    add_fault(world, "wanx2.1-t2v-turbo", action="500", stage="before")
+    with pytest.raises(ProviderError):
+        await submit(world, "wanx2.1-t2v-turbo", "lost-3")
+    assert not world.sim.tasks.all()
+    dashscope = world.providers["aliyun"]
+    assert await dashscope.find_submitted("lost-3", "wanx2.1-t2v-turbo", 1, since) is None
+    assert world.sim.stats.count("dashscope", "list", 200) == 1
+
+
+async def test_dashscope_two_candidates_leave_the_outcome_unknown(world: World) -> None:
+    since = datetime.now(UTC)
+    other = await submit(world, "wanx2.1-t2v-turbo", "other-task")
+    add_fault(world, "wanx2.1-t2v-turbo", action="500", stage="after")
+    with pytest.raises(ProviderError):
+        await submit(world, "wanx2.1-t2v-turbo", "lost-4")
+    dashscope = world.providers["aliyun"]
+    with pytest.raises(ProviderError) as caught:
+        await dashscope.find_submitted("lost-4", "wanx2.1-t2v-turbo", 1, since)
+    assert (caught.value.code, caught.value.transient) == (ErrorCode.UPSTREAM_UNAVAILABLE, False)
+    assert "2 candidate tasks" in caught.value.message
+    # The caller knows the other task is another request's: the lost one is then found.
+    found = await dashscope.find_submitted(
+        "lost-4", "wanx2.1-t2v-turbo", 1, since, exclude={other.upstream_task_id}
+    )
+    assert found is not None and found.upstream_task_id != other.upstream_task_id
+
+
+async def test_dashscope_tasks_before_the_window_are_not_candidates(world: World) -> None:
+    await submit(world, "wanx2.1-t2v-turbo", "old-task")
+    for task in world.sim.tasks.all():
+        task.created -= 60  # made a minute before the lost submit started
+    dashscope = world.providers["aliyun"]
+    assert await dashscope.find_submitted("x", "wanx2.1-t2v-turbo", 1, datetime.now(UTC)) is None
+
+
+async def test_a_failing_task_list_is_transient(world: World) -> None:
+    world.sim.faults.add(
+        {"vendor": "dashscope", "route": "list", "action": "429", "retry_after": 4}
+    )
+    with pytest.raises(ProviderError) as caught:
+        await world.providers["aliyun"].find_submitted(
+            "x", "wanx2.1-t2v-turbo", 1, datetime.now(UTC)
+        )
+    assert (caught.value.transient, caught.value.retry_after) == (True, 4)
+
+
+async def test_the_vendor_request_id_of_an_error_reaches_the_contract(world: World) -> None:
+    add_fault(world, "wanx2.1-t2v-turbo", action="arrearage")
+    with pytest.raises(ProviderError) as caught:
+        await submit(world, "wanx2.1-t2v-turbo")
+    info = caught.value.to_error()
+    assert info.code is ErrorCode.QUOTA_EXCEEDED and info.upstream_request_id
+    assert info.upstream_request_id in caught.value.message

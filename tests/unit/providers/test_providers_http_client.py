@@ -20,6 +20,7 @@ from providers import (
     fingerprint,
     validate_parameters,
 )
+from providers.keys import KeyRing
 from schemas.errors import ErrorCode
 
 ENV = {
@@ -73,10 +74,11 @@ async def test_dashscope_submit_poll_cancel(
         "wanx2.1-kf2v-plus", {"first_frame_url": "oss://b/f.png", "template": "hanfu-1"}
     )
     submitted = await dashscope.submit("order-1", "wanx2.1-kf2v-plus", params)
+    key_id, key = KeyRing("ALIYUN_API_KEY", ["sk-one", "sk-two"]).pick("order-1", 1)
 
     sent = upstream.requests[0]
     assert str(sent.url) == "http://dashscope.test/api/v1/services/aigc/image2video/video-synthesis"
-    assert sent.headers["authorization"] == "Bearer sk-one"
+    assert sent.headers["authorization"] == f"Bearer {key}"
     assert sent.headers["x-dashscope-async"] == "enable"
     assert sent.headers["x-dashscope-ossresourceresolve"] == "enable"
     assert sent.headers["content-type"] == "application/json"
@@ -86,7 +88,7 @@ async def test_dashscope_submit_poll_cancel(
         "parameters": {},
     }
     assert (submitted.upstream_task_id, submitted.upstream_status) == ("t-1", "PENDING")
-    assert submitted.key_id == fingerprint("sk-one")
+    assert submitted.key_id == key_id == fingerprint(key)
 
     upstream.answer = lambda r: httpx.Response(
         200, json={"output": {"task_id": "t-1", "task_status": "RUNNING"}}
@@ -111,25 +113,27 @@ async def test_dashscope_submit_poll_cancel(
     assert await dashscope.cancel("t-1", submitted.key_id) is False
 
 
-async def test_keys_rotate_and_tasks_keep_theirs(
+async def test_keys_spread_over_submits_and_tasks_keep_theirs(
     providers: dict[str, Provider], upstream: Upstream
 ) -> None:
+    """The key of a submit follows from its request id and attempt: spread over the keys, the
+    same again for the same attempt, and the one the task's queries use."""
     dashscope = providers["aliyun"]
     upstream.answer = created("t")
     params = validate_parameters("wanx2.1-t2v-turbo", {"prompt": "p"})
-    first = await dashscope.submit("a", "wanx2.1-t2v-turbo", params)
-    second = await dashscope.submit("b", "wanx2.1-t2v-turbo", params)
-    assert [r.headers["authorization"] for r in upstream.requests] == [
-        "Bearer sk-one",
-        "Bearer sk-two",
-    ]
-    assert (first.key_id, second.key_id) == (fingerprint("sk-one"), fingerprint("sk-two"))
+    submitted = [await dashscope.submit(f"r-{i}", "wanx2.1-t2v-turbo", params) for i in range(8)]
+    assert {s.key_id for s in submitted} == {fingerprint("sk-one"), fingerprint("sk-two")}
+    for sent, done in zip(upstream.requests, submitted, strict=True):
+        assert fingerprint(sent.headers["authorization"].removeprefix("Bearer ")) == done.key_id
+    again = await dashscope.submit("r-0", "wanx2.1-t2v-turbo", params)
+    assert again.key_id == submitted[0].key_id
 
     upstream.answer = lambda r: httpx.Response(
         200, json={"output": {"task_id": "t", "task_status": "PENDING"}}
     )
-    await dashscope.poll("t", second.key_id)
-    assert upstream.requests[-1].headers["authorization"] == "Bearer sk-two"
+    await dashscope.poll("t", submitted[1].key_id)
+    poll_key = upstream.requests[-1].headers["authorization"].removeprefix("Bearer ")
+    assert fingerprint(poll_key) == submitted[1].key_id
 
 
 async def test_a_task_whose_key_was_removed_makes_no_call(
@@ -161,7 +165,7 @@ async def test_bigmodel_submit_poll_and_no_cancel(
     assert upstream.body() == {
         "model": "vidu2-image",
         "image_url": "https://example.com/a.png",
-        "request_id": "order-7",
+        "request_id": "order-7-a1",
     }
     assert submitted.upstream_task_id == "886"
 

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers import ProviderError, fingerprint
+from providers import ProviderError, ProviderSettings, create_providers, fingerprint
 from providers.keys import KeyRing, parse_keys
 from providers.retry_after import header, parse_retry_after
+from providers.settings import parse_accounts
 from schemas.errors import ErrorCode
 
 
@@ -82,3 +83,78 @@ def test_header_lookup_ignores_case() -> None:
     assert header({"Retry-After": "5"}, "retry-after") == "5"
     assert header({"retry-after": "5"}, "Retry-After") == "5"
     assert header({}, "Retry-After") is None
+
+
+def test_all_keys_are_one_account_by_default() -> None:
+    ring = KeyRing("ALIYUN_API_KEY", ["sk-1", "sk-2"])
+    assert ring.accounts == ("default",)
+    assert ring.account_of(fingerprint("sk-1")) == ring.account_of(fingerprint("sk-2"))
+    assert ring.key_ids_of("default") == (fingerprint("sk-1"), fingerprint("sk-2"))
+
+
+def test_keys_grouped_into_accounts_by_key_or_fingerprint() -> None:
+    accounts = {"acct-a": ["sk-1", fingerprint("sk-2")], "acct-b": ["sk-3"]}
+    ring = KeyRing("ALIYUN_API_KEY", ["sk-1", "sk-2", "sk-3"], accounts)
+    assert ring.accounts == ("acct-a", "acct-b")
+    assert [ring.account_of(fingerprint(k)) for k in ("sk-1", "sk-2", "sk-3")] == [
+        "acct-a",
+        "acct-a",
+        "acct-b",
+    ]
+    assert "sk-" not in repr(ring) and "acct-b" in repr(ring)
+
+
+@pytest.mark.parametrize(
+    ("accounts", "problem"),
+    [
+        ({"a": ["sk-1"]}, "in no account"),
+        ({"a": ["sk-1", "sk-2"], "b": ["sk-2"]}, "in two accounts"),
+        ({"a": ["sk-1", "sk-2", "sk-9"]}, "not in ALIYUN_API_KEY"),
+    ],
+)
+def test_account_grouping_mistakes_are_named(accounts: dict[str, list[str]], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as caught:
+        KeyRing("ALIYUN_API_KEY", ["sk-1", "sk-2"], accounts, "ALIYUN_KEY_ACCOUNTS")
+    assert "ALIYUN_KEY_ACCOUNTS" in str(caught.value)
+    assert "sk-9" not in str(caught.value) and "sk-2'" not in str(caught.value)
+
+
+def test_a_submit_key_follows_from_request_and_attempt() -> None:
+    ring = KeyRing(
+        "ALIYUN_API_KEY", ["sk-1", "sk-2", "sk-3"], {"a": ["sk-1"], "b": ["sk-2", "sk-3"]}
+    )
+    assert ring.pick("order-42", 1) == ring.pick("order-42", 1)
+    assert {ring.pick(f"r-{i}", 1)[1] for i in range(60)} == {"sk-1", "sk-2", "sk-3"}
+    assert {ring.pick(f"r-{i}", 1, "b")[1] for i in range(60)} == {"sk-2", "sk-3"}
+    assert ring.pick("order-42", 3, "a") == (fingerprint("sk-1"), "sk-1")
+    with pytest.raises(ValueError):
+        ring.pick("order-42", 1, "nobody")
+
+
+def test_key_accounts_setting() -> None:
+    settings = ProviderSettings.from_env(
+        {
+            "ALIYUN_API_KEY": "sk-1,sk-2,sk-3",
+            "ALIYUN_KEY_ACCOUNTS": " acct-a: sk-1 , sk-2 ; acct-b:sk-3; ",
+            "ALIYUN_OSS_ACCOUNT": "acct-b",
+        }
+    )
+    assert settings.aliyun.key_accounts == (("acct-a", ("sk-1", "sk-2")), ("acct-b", ("sk-3",)))
+    assert settings.aliyun.oss_account == "acct-b"
+    assert settings.zhipuai.key_accounts == () and settings.zhipuai.oss_account is None
+    assert "sk-1" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "value", ["sk-1,sk-2", "a:sk-1;a:sk-2", "bad name:sk-1", "a:", "a: , ;b:sk-2"]
+)
+def test_a_malformed_key_accounts_setting_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="ALIYUN_KEY_ACCOUNTS") as caught:
+        parse_accounts(value, "ALIYUN_KEY_ACCOUNTS")
+    assert "sk-1" not in str(caught.value)
+
+
+def test_an_oss_account_without_keys_is_refused() -> None:
+    env = {"ALIYUN_API_KEY": "sk-1", "ALIYUN_OSS_ACCOUNT": "acct-x"}
+    with pytest.raises(ValueError, match="ALIYUN_OSS_ACCOUNT"):
+        create_providers(env)

@@ -3,6 +3,8 @@ upstream-apis.md Part 2 (no network)."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -92,7 +94,8 @@ def test_submit_is_the_documented_flat_request(
     request = wire.build_submit(model, validate_parameters(model, raw), "order-42", KEY)
     assert (request.method, request.path) == ("POST", "/api/paas/v4/videos/generations")
     assert request.headers == HEADERS
-    assert request.json == {"model": model, **body, "request_id": "order-42"}
+    # The attempt's own request_id (§2.3: unique per request), attempt 1 by default.
+    assert request.json == {"model": model, **body, "request_id": "order-42-a1"}
 
 
 def test_query_request_and_no_cancel() -> None:
@@ -330,3 +333,41 @@ def test_an_unknown_task_id_on_query() -> None:
     with pytest.raises(ProviderError) as caught:
         wire.parse_poll(400, {}, {"error": {"code": "1214", "message": "task not found"}})
     assert caught.value.code is ErrorCode.UPSTREAM_REJECTED
+
+
+# §2.3: request_id is the client's and must be unique; Z-ERR 1231 refuses a repeated one.
+@pytest.mark.parametrize(
+    ("request_id", "attempt", "expected"),
+    [
+        ("order-42", 1, "order-42-a1"),
+        ("order-42", 2, "order-42-a2"),
+        ("a" * 61, 1, "a" * 61 + "-a1"),  # 64 characters: kept whole
+    ],
+)
+def test_each_attempt_has_its_own_request_id(request_id: str, attempt: int, expected: str) -> None:
+    assert wire.submit_id(request_id, attempt) == expected
+    params = validate_parameters("viduq1-text", {"prompt": "p"})
+    body = wire.build_submit("viduq1-text", params, request_id, KEY, attempt).json
+    assert body is not None and body["request_id"] == expected
+
+
+def test_a_long_request_id_is_shortened_deterministically() -> None:
+    long_id = "tenant-7:" + "x" * 119  # 128 characters, the contract's longest
+    first, again, second = (
+        wire.submit_id(long_id, 1),
+        wire.submit_id(long_id, 1),
+        wire.submit_id(long_id, 2),
+    )
+    digest = hashlib.sha256(long_id.encode()).hexdigest()[:16]
+    assert first == again and len(first) == 64 and first.endswith(f"-{digest}-a1")
+    assert second.endswith(f"-{digest}-a2") and second != first
+    assert first.startswith("tenant-7:xxx")
+    other = wire.submit_id(long_id[:-1] + "y", 1)  # same head, other id: other digest
+    assert other != first and len(other) == 64
+    with pytest.raises(ValueError):
+        wire.submit_id("order-42", 0)
+
+
+def test_bigmodel_has_no_task_list() -> None:
+    now = datetime.now(UTC)
+    assert wire.build_find("viduq1-text", now, now, KEY, 1) is None
