@@ -47,9 +47,13 @@ def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def unencodable_text(value: Any) -> bool:
-    """Whether a string anywhere in `value` (keys included) cannot be written as UTF-8: a lone
-    surrogate such as the JSON escape `"\\ud800"`, which no event, log line or store takes."""
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what MongoDB and most JSON readers take
+
+
+def content_problem(value: Any) -> str | None:
+    """What in `value` no event, log line or store takes, if anything: a string (keys
+    included) that cannot be written as UTF-8 (a lone surrogate such as the JSON escape
+    `"\\ud800"`), or an integer beyond 64 bits."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -57,20 +61,24 @@ def unencodable_text(value: Any) -> bool:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return True
+                return "holds text that is not valid Unicode (a lone surrogate)"
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not INT_MIN <= item <= INT_MAX:
+                return "holds an integer beyond 64 bits"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return None
 
 
 def _well_formed(value: Any) -> Any:
     if nesting_depth(value) > MAX_DEPTH:
         raise ValueError(f"is nested more than {MAX_DEPTH} levels deep")
-    if unencodable_text(value):
-        raise ValueError("holds text that is not valid Unicode (a lone surrogate)")
+    problem = content_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
