@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from asyncio.subprocess import PIPE
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -149,51 +150,79 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+async def passthrough(tasks: int) -> tuple[float, float]:
+    """(tasks per second, CPU ms per task) of a raw aiokafka relay of the same events."""
+    topics = Topics()
+    messages = [
+        (f"pt-{i}", json.dumps({"request_id": f"pt-{i}", "model": MODEL}).encode())
+        for i in range(tasks)
+    ]
+    await send(KAFKA, topics.requests, messages)
+    args = ["--bootstrap", KAFKA, "--requests", topics.requests, "--count", str(tasks)]
+    args += ["--status", topics.status, "--completed", topics.completed]
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.passthrough", *args, cwd=ROOT, stdout=PIPE
+    )
+    out, _ = await relay.communicate()
+    figures = json.loads(out.decode().strip().splitlines()[-1])
+    return tasks / figures["seconds"], figures["cpu_s"] * 1000 / tasks
+
+
+def seconds_of(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 async def throughput(tasks: int, instances: int) -> None:
+    """Near-instant generations with the service's default poll settings and no vendor limits:
+    what one or more instances can do, against a raw relay of the same events."""
+    relay_rate, relay_cpu_ms = await passthrough(tasks)
     sim_config = {"timing": {"queued_s": 0.0, "running_s": 0.05}}
-    service_env = {
-        "POLL_FIRST_S": "0.1",
-        "POLL_INTERVAL_MIN_S": "0.1",
-        "POLL_INTERVAL_MAX_S": "0.5",
-    }
-    async with Bench(sim_config, service_env, instances) as bench:
-        collector = EventCollector(KAFKA, [bench.topics.completed])
+    async with Bench(sim_config, {}, instances) as bench:
+        collector = EventCollector(KAFKA, [bench.topics.status, bench.topics.completed])
         await collector.start()
+        cpu_before = bench.usage()[0]  # start-up (imports, connections) is not per-task work
         started = time.time()
         ids = await bench.send_requests(tasks, "tp")
-        sent = time.time()
         peak = 0
-        while sum(1 for r in ids if collector.events(r)) < tasks:
+        done = 0
+        while done < tasks:
+            done = sum(1 for r in ids if collector.events(r, bench.topics.completed))
             peak = max(peak, bench.usage()[2])
             if time.time() - started > 600:
                 raise SystemExit("throughput benchmark did not finish in 10 minutes")
             await asyncio.sleep(0.2)
         finished = time.time()
-        peak = max(peak, bench.usage()[2])
+        cpu_s, _, last_peak = bench.usage()
+        peak = max(peak, last_peak)
         upstream = await bench.sim_get("/_sim/tasks")
-        ends = {t["request_id"] or t["prompt"].split()[-1]: t["ends_at"] for t in upstream["tasks"]}
-        lags = []
+        ends = {t["prompt"].split()[-1]: t["ends_at"] for t in upstream["tasks"]}
+        notice, complete = [], []
         for request_id in ids:
-            (event,) = collector.events(request_id)
-            completed_at = datetime.fromisoformat(
-                event["timestamp"].replace("Z", "+00:00")
-            ).timestamp()
             end = ends.get(request_id)
-            if end is not None:
-                end_ts = (
-                    end if isinstance(end, float | int) else datetime.fromisoformat(end).timestamp()
-                )
-                lags.append(completed_at - end_ts)
+            if end is None:
+                continue
+            end_ts = (
+                end if isinstance(end, float | int) else datetime.fromisoformat(end).timestamp()
+            )
+            statuses = collector.events(request_id, bench.topics.status)
+            downloading = [e for e in statuses if e["status"] == "downloading"]
+            if downloading:
+                notice.append(seconds_of(downloading[0]["timestamp"]) - end_ts)
+            (event,) = collector.events(request_id, bench.topics.completed)
+            complete.append(seconds_of(event["timestamp"]) - end_ts)
         await collector.stop()
     total = finished - started
+    rate = tasks / total
+    cpu_ms = (cpu_s - cpu_before) * 1000 / tasks
     print(f"throughput: {tasks} tasks of {MODEL}, 0.05 s generations, {instances} instance(s)")
-    print(f"  sending took {sent - started:.2f} s")
-    print(
-        f"  {tasks / total:.0f} tasks/s, first request sent to last completed event ({total:.1f} s)"
-    )
-    if lags:
-        p50, p99 = statistics.median(lags), percentile(lags, 0.99)
-        print(f"  upstream completion -> completed event: p50 {p50:.3f} s, p99 {p99:.3f} s")
+    relay = f"{relay_rate:.0f} tasks/s, {relay_cpu_ms:.2f} ms CPU/task"
+    print(f"  raw aiokafka relay of the same events: {relay}")
+    print(f"  service: {rate:.0f} tasks/s ({rate / relay_rate:.2f} of the relay), {total:.1f} s")
+    print(f"  service CPU {cpu_ms:.2f} ms per task ({cpu_ms / relay_cpu_ms:.1f}x the relay; /proc)")
+    for name, lags in (("noticed (downloading)", notice), ("completed event", complete)):
+        if lags:
+            p50, p99 = statistics.median(lags), percentile(lags, 0.99)
+            print(f"  upstream completion -> {name}: p50 {p50:.3f} s, p99 {p99:.3f} s")
     print(f"  service peak RSS {peak / 2**20:.0f} MiB (all instances)")
 
 

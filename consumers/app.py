@@ -67,7 +67,10 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
     providers = create_providers(ProviderSettings.from_environment())
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=10.0),
-        limits=httpx.Limits(max_connections=settings.max_concurrent_downloads),
+        # httpcore scans every pooled connection per request: keep few idle ones.
+        limits=httpx.Limits(
+            max_connections=settings.max_concurrent_downloads, max_keepalive_connections=8
+        ),
     )
     try:
         await store.ensure_indexes()

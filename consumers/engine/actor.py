@@ -33,8 +33,11 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
     """Drive one task until it ends or this instance no longer holds it."""
     progress = Progress(alarm)
     try:
+        delay: float | None = 0.0
         while True:
-            task = await _load(ctx, task_id)
+            task = (ctx.outbox.latest(task_id) if delay == 0.0 else None) or await _load(
+                ctx, task_id
+            )
             if task is None:
                 return
             if progress.next_at == 0.0 and task.next_action_at is not None:
@@ -42,6 +45,8 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
             delay = await _guarded_step(ctx, task, progress)
             if delay is None:
                 return
+            if delay != 0.0:
+                ctx.outbox.latest(task_id)  # a sleeping actor holds no document
             await alarm.sleep(min(delay, ctx.seconds_left(task.deadline_at.timestamp())))
     except asyncio.CancelledError:
         raise
@@ -80,7 +85,8 @@ async def _guarded_step(ctx: EngineContext, task: Task, progress: Progress) -> f
     try:
         return await step(ctx, task, progress)
     except (TaskMoved, DeadlineReached):
-        return 0.0  # reload and look again
+        ctx.outbox.latest(task.id)  # what this instance wrote last is not the truth any more
+        return 0.0
     except LeaseLost:
         return LEASE_WAIT_S
     except ShuttingDown:

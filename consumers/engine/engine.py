@@ -31,6 +31,7 @@ from consumers.messaging.publisher import EventPublisher
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
+from consumers.storage.task import Task
 from providers.base import Provider
 from schemas.status import TaskStatus
 
@@ -94,8 +95,10 @@ class Engine:
     def video_dir(self) -> Path:
         return self.ctx.video_dir
 
-    def adopt(self, task_id: str) -> None:
-        self.scheduler.adopt(task_id)
+    def adopt(self, task: Task) -> None:
+        """Drive a task this instance has just stored (its first step needs no read)."""
+        if self.scheduler.adopt(task.id):
+            self.outbox.remember(task)
 
     async def start(self) -> None:
         """Align with the database's clock, sweep old temporary files, start the leases (which

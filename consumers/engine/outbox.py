@@ -37,6 +37,9 @@ class Outbox:
         self.clock = clock
         self.owner = owner
         self._published: dict[str, int] = {}  # per task: events known to have reached Kafka
+        # The document each write returned, for the actor's next step when it follows at once
+        # (one read fewer per step); dropped when the actor sleeps or its task moved.
+        self._latest: dict[str, Task] = {}
 
     async def update(
         self, task: Task, changes: Mapping[str, Any], *, even_if_cancelling: bool = False
@@ -48,7 +51,7 @@ class Outbox:
         )
         if moved is None:
             raise TaskMoved
-        return moved
+        return self.remember(moved)
 
     async def move(
         self,
@@ -69,7 +72,7 @@ class Outbox:
         if moved is None:
             raise TaskMoved
         self._count(moved, error)
-        return await self.flush(moved)
+        return self.remember(await self.flush(moved))
 
     async def record_submit(
         self, task: Task, ticket: str, changes: Mapping[str, Any]
@@ -82,7 +85,7 @@ class Outbox:
         if recorded is None:
             return None
         self._count(recorded, None)
-        return recorded
+        return self.remember(recorded)
 
     def status_entry(
         self,
@@ -110,6 +113,15 @@ class Outbox:
 
     def forget(self, task_id: str) -> None:
         self._published.pop(task_id, None)
+        self._latest.pop(task_id, None)
+
+    def latest(self, task_id: str) -> Task | None:
+        """The task as this instance's last write left it (once), if that write was the last."""
+        return self._latest.pop(task_id, None)
+
+    def remember(self, task: Task) -> Task:
+        self._latest[task.id] = task
+        return task
 
     def _known(self, task: Task) -> int:
         return max(task.published, self._published.get(task.id, 0))

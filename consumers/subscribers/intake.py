@@ -138,7 +138,7 @@ class Intake:
         await self.engine.cancels.apply_pending(stored)
         for task in stored:
             self.metrics.statuses.labels(task.provider, task.model, str(task.status)).inc()
-            self.engine.adopt(task.id)
+            self.engine.adopt(task)
         for position in sorted(duplicates):
             await self._republish_current(accepted[position][1].request_id)
         # Last, so that a rejected copy of a request stored above publishes no `failed` status.

@@ -86,7 +86,7 @@ async def test_the_deadline_is_checked_before_publishing(world: World) -> None:
     task = make_task(owner="me", now=now, deadline_at=now - timedelta(seconds=1))
     await world.store.insert_many([task])
     world.kafka.failing.add("video.status")  # Kafka is down: the backlog cannot go out
-    engine.adopt(task.id)
+    engine.adopt(task)
     await world.until(lambda: engine.scheduler.held == 1)
 
     async def failed_in_store() -> Task | None:
@@ -189,7 +189,7 @@ async def test_the_deadline_cuts_a_slow_download(world: World) -> None:
     )
     await world.store.insert_many([slow, waiting])
     for task in (slow, waiting):
-        engine.adopt(task.id)
+        engine.adopt(task)
     started = time.monotonic()
     assert await world.finished(slow.request_id, timeout=10) == "failed"
     assert await world.finished(waiting.request_id, timeout=10) == "failed"
