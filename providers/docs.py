@@ -13,7 +13,10 @@ _FOOTER = (
     'given as a numeric string (`"duration": "5"`), `seed: -1` on DashScope models (random: no '
     'seed is sent), and `resolution: "480P" | "720P"` on the wanx2.1 text-to-video models (the '
     "16:9 `size` of that class). Omitted parameters are not sent: the vendor applies the default "
-    "shown. Prompts longer than the documented limit are rejected, not truncated."
+    "shown. Prompts longer than the documented limit are rejected, not truncated. Images given "
+    "as `data:` URIs are checked as the table says (media type, format, pixel size, aspect ratio, "
+    "alpha, length: at most 700 KiB each and for all of a request's together, so that it fits in "
+    "one Kafka message); images given by URL are the vendor's to fetch and check."
 )
 
 

@@ -4,6 +4,11 @@ DashScope's `input.*` and `parameters.*` fields share one flat object (contract 
 parameters"); `wire.py` nests them again. A prompt longer than documented (800 characters,
 negative prompt 500) is rejected, although DashScope would cut it silently: the user learns
 before paying that the tail of the prompt would be ignored.
+
+Images (§1.4.2, §1.4.3): JPEG, PNG without alpha, BMP or WebP, at most 10 MB, width and height
+in [240, 8000] px (the current reference; an older copy said [360, 2000]); checked on `data:`
+URIs. kf2v's `last_frame_url` is needed unless `template` is given; with a template the
+reference calls it unnecessary, not forbidden, so both together are accepted and sent.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from providers.params import (
+    MB,
     Allowed,
+    ImageRule,
     ParameterProblem,
     VendorParameters,
     check_url,
@@ -31,12 +38,18 @@ def _dashscope_url(value: str) -> str:
     return check_url(value, ("http", "oss", "data"))
 
 
+# §1.4.2 / §1.4.3: "JPEG/JPG/PNG (no alpha)/BMP/WEBP; wanx2.1 file ≤ 10 MB; [240, 8000] px".
+IMAGE_RULE = ImageRule(("jpeg", "png", "bmp", "webp"), 10 * MB, 240, 8000, alpha=False)
+
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=800)]
 NegativePrompt = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 ImageUrl = Annotated[
     str,
     AfterValidator(_dashscope_url),
-    Allowed("an http(s):// URL, an oss:// URL or a data:image/...;base64,... URI"),
+    Allowed(
+        "an http(s):// URL, an oss:// URL or a data:image/...;base64,... URI: "
+        + IMAGE_RULE.describe()
+    ),
 ]
 Template = Annotated[
     str,
@@ -129,6 +142,8 @@ class T2VPlusParameters(_TextToVideo):
 class _ImageToVideo(DashScopeParameters):
     """wanx2.1 first frame to video: `resolution` is a class; the image sets the aspect ratio."""
 
+    image_rules: ClassVar[Mapping[str, ImageRule]] = {"img_url": IMAGE_RULE}
+
     prompt: Prompt | None = optional()
     negative_prompt: NegativePrompt | None = optional()
     img_url: ImageUrl
@@ -157,6 +172,11 @@ class I2VPlusParameters(_ImageToVideo):
 class KF2VPlusParameters(DashScopeParameters):
     """wanx2.1-kf2v-plus: first and last frame, or first frame and an effect template."""
 
+    image_rules: ClassVar[Mapping[str, ImageRule]] = {
+        "first_frame_url": IMAGE_RULE,
+        "last_frame_url": IMAGE_RULE,
+    }
+
     prompt: Prompt | None = optional()
     negative_prompt: NegativePrompt | None = optional()
     first_frame_url: ImageUrl
@@ -174,11 +194,7 @@ class KF2VPlusParameters(DashScopeParameters):
             raise ParameterProblem(
                 "last_frame_url", "required for {model} unless template is given"
             )
-        if self.template is not None and self.last_frame_url is not None:
-            raise ParameterProblem(
-                "last_frame_url", "not used with template on {model}; give one of them"
-            )
-        return self
+        return self  # with a template, a last frame is unnecessary (§1.4.3), not an error
 
     def resolution_label(self) -> str | None:
         return self._given_or_default("resolution")

@@ -13,6 +13,7 @@ from providers import ProviderError, UpstreamState, validate_parameters
 from providers.aliyun import wire
 from providers.wire_types import ListedTask
 from schemas.errors import ErrorCode
+from simulator.imagegen import data_uri, jpeg
 
 KEY = "sk-test-0123456789"
 IMG = "https://example.com/cat.png"
@@ -141,7 +142,7 @@ def test_oss_urls_ask_dashscope_to_resolve_them(model: str, raw: dict[str, Any])
 
 
 def test_data_uris_are_passed_through() -> None:
-    uri = "data:image/jpeg;base64,/9j/4AAQSkZJRg=="
+    uri = data_uri(jpeg(320, 240), "image/jpeg")
     request = submit("wanx2.1-i2v-turbo", {"img_url": uri})
     assert request.json is not None
     assert request.json["input"] == {"img_url": uri}

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from providers import MODELS, InvalidParameters, UnknownModel, get_model, validate_parameters
+from simulator.imagegen import data_uri, png
 
 IMG = "https://example.com/cat.png"
 IMG2 = "https://example.com/dog.png"
-DATA_URI = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg=="
+DATA_URI = data_uri(png(640, 480), "image/png")
 
 FULL: dict[str, dict[str, Any]] = {
     "wanx2.1-t2v-turbo": {
@@ -327,11 +328,6 @@ def test_booleans_name_true_and_false() -> None:
             {"first_frame_url": IMG},
             "parameters.last_frame_url: required for wanx2.1-kf2v-plus unless template is given",
         ),
-        (
-            "wanx2.1-kf2v-plus",
-            {"first_frame_url": IMG, "last_frame_url": IMG2, "template": "hanfu-1"},
-            "parameters.last_frame_url: not used with template on wanx2.1-kf2v-plus",
-        ),
         ("viduq1-text", {"style": "anime"}, "parameters.prompt: required for viduq1-text"),
         (
             "cogvideox-2",
@@ -365,6 +361,12 @@ def test_kf2v_with_a_template_needs_no_last_frame() -> None:
         "wanx2.1-kf2v-plus", {"first_frame_url": IMG, "template": "hanfu-1"}
     )
     assert params.model_dump(exclude_none=True) == {"first_frame_url": IMG, "template": "hanfu-1"}
+
+
+def test_kf2v_takes_a_last_frame_with_a_template_too() -> None:
+    """§1.4.3 calls the last frame unnecessary with a template, not forbidden."""
+    raw = {"first_frame_url": IMG, "last_frame_url": IMG2, "template": "hanfu-1"}
+    assert validate_parameters("wanx2.1-kf2v-plus", raw).model_dump(exclude_none=True) == raw
 
 
 @pytest.mark.parametrize(
@@ -405,12 +407,14 @@ def test_an_empty_prompt_is_rejected() -> None:
 )
 def test_image_urls_must_be_http_oss_or_data(url: str) -> None:
     message = rejection("wanx2.1-i2v-turbo", {"img_url": url})
-    assert "allowed: an http(s):// URL, an oss:// URL or a data:image/...;base64,... URI" in message
+    assert (
+        "allowed: an http(s):// URL, an oss:// URL or a data:image/...;base64,... URI: " in message
+    )
 
 
 def test_bigmodel_takes_no_oss_urls() -> None:
     message = rejection("vidu2-image", {"image_url": "oss://bucket/a.png"})
-    assert message.endswith("allowed: an http(s):// URL or a data:image/...;base64,... URI")
+    assert "allowed: an http(s):// URL or a data:image/...;base64,... URI: PNG" in message
 
 
 def test_several_problems_are_all_reported() -> None:

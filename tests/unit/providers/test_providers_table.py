@@ -25,8 +25,10 @@ def test_rows_show_type_allowed_values_default_and_required() -> None:
     )
     assert (
         "| `img_url` | string | an http(s):// URL, an oss:// URL or a data:image/...;base64,... "
-        "URI |  | yes |" in table
+        "URI: JPEG, PNG without alpha, BMP or WebP; 240 to 8000 px a side; file up to 10 MB, as "
+        "a data: URI up to 700 KiB |  | yes |" in table
     )
+    assert "aspect ratio 1:4 to 4:1" in table and "at least 128x128 px" in table
     assert "| `duration` | integer | 3, 4, 5 | 5 | no |" in table
     assert "| `image_url` | list of string | 1 to 3 items; each an http(s):// URL" in table
     assert "| `last_frame_url` | string |" in table and "| yes, unless template is given |" in table

@@ -12,11 +12,13 @@ import pytest
 from providers import ProviderError, UpstreamState, validate_parameters
 from providers.zhipuai import wire
 from schemas.errors import ErrorCode
+from simulator.imagegen import data_uri, png
 
 KEY = "0123456789abcdef.secretpart"
 IMG = "https://example.com/cat.png"
 IMG2 = "https://example.com/dog.png"
 HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+PNG_URI = data_uri(png(64, 48), "image/png")
 
 
 @pytest.mark.parametrize(
@@ -41,8 +43,8 @@ HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
         ),
         (
             "cogvideox-flash",
-            {"image_url": "data:image/png;base64,iVBORw0KGgo=", "watermark_enabled": False},
-            {"image_url": "data:image/png;base64,iVBORw0KGgo=", "watermark_enabled": False},
+            {"image_url": PNG_URI, "watermark_enabled": False},
+            {"image_url": PNG_URI, "watermark_enabled": False},
         ),
         (
             "viduq1-text",
