@@ -70,7 +70,8 @@ test-fast: install
 check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --explicit-package-bases consumers providers schemas simulator tests benchmarks
+	$(VENV)/bin/mypy --explicit-package-bases consumers providers schemas simulator tests benchmarks \
+		client/video_client client/contract_sync.py
 
 # Figures for README's performance section (needs the services; prints, asserts nothing).
 bench: install services
