@@ -30,11 +30,17 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
+from tests.e2e.models import VALID_PARAMETERS
 from tests.harness import ROOT, EventCollector, ServiceProcess, Topics, free_port, send
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
 MODEL = "cogvideox-flash"
+NO_VENDOR_LIMITS = {
+    f"{vendor}_{limit}": "0"
+    for vendor in ("ZHIPUAI", "ALIYUN")
+    for limit in ("SUBMITS_PER_S", "RUNNING_PER_MODEL", "QUERIES_PER_S")
+}
 
 
 def proc_stat(pid: int) -> tuple[float, int, int]:
@@ -54,7 +60,11 @@ def proc_stat(pid: int) -> tuple[float, int, int]:
 
 class Bench:
     def __init__(
-        self, sim_config: dict[str, Any], service_env: dict[str, str], instances: int = 1
+        self,
+        sim_config: dict[str, Any],
+        service_env: dict[str, str],
+        instances: int = 1,
+        vendor_limits: bool = False,
     ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="video-bench-"))
         self.topics = Topics()
@@ -64,6 +74,7 @@ class Bench:
         self.service_env = service_env
         self.sim: subprocess.Popen[bytes] | None = None
         self.instances = instances
+        self.vendor_limits = vendor_limits  # True: the documented limits, as shipped
         self.services: list[ServiceProcess] = []
 
     async def __aenter__(self) -> Bench:
@@ -95,13 +106,13 @@ class Bench:
             "MONGODB_DB": self.database,
             "ZHIPUAI_API_KEY": "bench-id.bench-secret",
             "ZHIPUAI_BASE_URL": sim_url,
-            "ZHIPUAI_SUBMITS_PER_S": "0",
-            "ZHIPUAI_RUNNING_PER_MODEL": "0",
-            "ZHIPUAI_QUERIES_PER_S": "0",
+            "ALIYUN_API_KEY": "sk-bench",
+            "ALIYUN_BASE_URL": sim_url,
             "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1",
             "VIDEO_DIR": str(self.tmp / "videos"),
             "LOG_LEVEL": "WARNING",
             **self.topics.env(),
+            **({} if self.vendor_limits else NO_VENDOR_LIMITS),
             **self.service_env,
         }
         for n in range(self.instances):
@@ -267,6 +278,51 @@ async def in_flight(tasks: int, generation_s: float, window_s: float) -> None:
     print(f"  {queries / tasks / (elapsed / 60):.2f} status queries per task per minute")
 
 
+async def timed(bench: Bench, requests: list[tuple[str, bytes]]) -> float:
+    """Seconds from sending `requests` to the last completed event."""
+    collector = EventCollector(KAFKA, [bench.topics.completed, bench.topics.status])
+    await collector.start()
+    started = time.time()
+    await send(KAFKA, bench.topics.requests, requests)
+    ids = [request_id for request_id, _ in requests]
+    while not all(collector.events(r, bench.topics.completed) for r in ids):
+        failed = [r for r in ids if any(e["status"] == "failed" for e in collector.events(r))]
+        if failed or time.time() - started > 600:
+            raise SystemExit(f"not completed: {failed or 'timed out'}")
+        await asyncio.sleep(0.1)
+    elapsed = time.time() - started
+    await collector.stop()
+    return elapsed
+
+
+async def defaults() -> None:
+    """Everything as shipped (vendor limits, poll settings), against the simulator."""
+    async with Bench({}, {}, vendor_limits=True) as bench:
+        run = uuid.uuid4().hex[:6]
+        requests = []
+        for model, parameters in VALID_PARAMETERS.items():
+            request_id = f"df-{run}-{model}"
+            body = {"request_id": request_id, "model": model, "parameters": parameters}
+            requests.append((request_id, json.dumps(body).encode()))
+        elapsed = await timed(bench, requests)
+    print(f"defaults: one request per model ({len(requests)} models), simulator's default timing")
+    print(f"  all completed {elapsed:.1f} s after sending")
+    timing = {"model_timing": {"cogvideox-2": {"queued_s": 0.0, "running_s": 3.0}}}
+    async with Bench(timing, {}, vendor_limits=True) as bench:
+        requests = []
+        for n in range(20):
+            request_id = f"cv-{uuid.uuid4().hex[:6]}-{n}"
+            body = {
+                "request_id": request_id,
+                "model": "cogvideox-2",
+                "parameters": {"prompt": "a cat"},
+            }
+            requests.append((request_id, json.dumps(body).encode()))
+        elapsed = await timed(bench, requests)
+    print("defaults: 20 x cogvideox-2 with 3 s generations (the original service: 152.5 s)")
+    print(f"  all completed {elapsed:.1f} s after sending ({152.5 / elapsed:.1f}x faster)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline")
     sub = parser.add_subparsers(dest="which", required=True)
@@ -277,9 +333,12 @@ def main() -> None:
     inf.add_argument("--tasks", type=int, default=10_000)
     inf.add_argument("--generation-s", type=float, default=120.0)
     inf.add_argument("--window-s", type=float, default=60.0)
+    sub.add_parser("defaults", help="default settings: a request per model; 20 x cogvideox-2")
     args = parser.parse_args()
     if args.which == "throughput":
         asyncio.run(throughput(args.tasks, args.instances))
+    elif args.which == "defaults":
+        asyncio.run(defaults())
     else:
         asyncio.run(in_flight(args.tasks, args.generation_s, args.window_s))
 
