@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulator import media_check
 from simulator.bigmodel_rules import Accepted, check_create
 from simulator.connection import DroppedConnection
 from simulator.context import Sim
@@ -30,6 +31,7 @@ VENDOR = "bigmodel"
 KEY_FORM = re.compile(r"^[^.\s]+\.[^.\s]+$")  # <id>.<secret>
 # Fault action -> (HTTP status, code); a rule's own `code` wins (e.g. 1305 for overload).
 FAULT_ERRORS = {
+    "403": (403, "1220"),
     "429": (429, "1302"),
     "500": (500, "500"),
     "503": (503, "1305"),
@@ -98,9 +100,29 @@ class BigModelApi:
             return bigmodel_error(400, "1210", "The request body is not valid JSON.")
         try:
             accepted = check_create(body)
+            self._check_images(request, accepted, body.get("image_url"))
         except Rejected as exc:
             return bigmodel_error(exc.status, exc.code, exc.message)
         return await self._submit(request.url.path, key, body, accepted)
+
+    def _check_images(self, request: Request, accepted: Accepted, given: Any) -> None:
+        """Fetch and check the input images (simulator/media_check.py, limits of §2.3), or
+        Rejected: 400 `1214` naming image_url for every problem (inferred: BigModel documents
+        no code for images it cannot fetch or use)."""
+        limits = accepted.model.image
+        if limits is None or given is None:
+            return
+        urls = given if isinstance(given, list) else [given]
+        pictures = []
+        try:
+            for i, url in enumerate(urls):
+                where = f"image_url[{i}]" if isinstance(given, list) else "image_url"
+                content = media_check.fetch(self.sim, request, url)
+                pictures.append(media_check.check(content, limits, where))
+            if accepted.model.family == "vidu-start-end" and len(pictures) == 2:
+                media_check.check_similar(*pictures)
+        except media_check.MediaProblem as problem:
+            raise Rejected(400, "1214", problem.message) from None
 
     async def _submit(self, path: str, key: str, body: Any, accepted: Accepted) -> Response:
         sim, model = self.sim, accepted.model.name

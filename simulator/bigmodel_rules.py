@@ -123,6 +123,9 @@ def _check_values(model: BigModelModel, body: dict[str, Any]) -> None:
         _enum(body, "style", ("general", "anime"))
     else:
         _boolean(body, "with_audio")
+    if model.family == "vidu-image" and body.get("with_audio") is True and model.durations != (4,):
+        # §2.3.3: with_audio "only supported when the output is 4 s" (CN doc).
+        raise bad(f"with_audio is only supported for 4-second output; {model.name} makes 5 s.")
     if model.aspect_ratio:
         _enum(body, "aspect_ratio", ASPECT_RATIOS)
     size = body.get("size")

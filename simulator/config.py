@@ -34,6 +34,9 @@ class SimConfig:
     # uniqueness and DashScope's oss:// files are per account (§1.6, §1.9, §1.10, §2.7). A key
     # listed nowhere is an account of its own.
     accounts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Hosts whose image URLs are served from the simulator's media/ as if fetched (besides its
+    # own host's /media/{name}); images on any other host cannot be downloaded.
+    image_hosts: tuple[str, ...] = ("example.com",)
     # Tasks not yet ended per (vendor, account, model); None = unlimited. "reject" answers 429
     # like DashScope's Throttling.RateQuota / BigModel 1302; "queue" keeps extra tasks PENDING.
     running_limit: int | None = None
@@ -99,6 +102,8 @@ def _convert(name: str, value: Any) -> Any:
         return _timing(value)
     if name == "model_timing":
         return {str(model): _timing(t) for model, t in dict(value).items()}
+    if name == "image_hosts":
+        return tuple(str(host).lower() for host in value)
     if name in ("dashscope_keys", "bigmodel_keys"):
         return None if value is None else tuple(str(k) for k in value)
     if name == "rejected_keys":

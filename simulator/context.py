@@ -10,6 +10,7 @@ from simulator.faults import FaultBook
 from simulator.limits import RateWindow, Slots
 from simulator.state import Clock, Task, TaskStore, fingerprint
 from simulator.stats import Stats
+from simulator.uploads import Uploads
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Sim:
     faults: FaultBook = field(default_factory=FaultBook)
     rates: RateWindow = field(default_factory=RateWindow)
     slots: Slots = field(default_factory=Slots)
+    uploads: Uploads = field(default_factory=Uploads)  # DashScope's oss:// files
     # Signs result URLs, so a client cannot stretch `Expires` by editing the URL.
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     stats: Stats = field(init=False)
@@ -36,6 +38,7 @@ class Sim:
         self.faults.clear()
         self.rates.clear()
         self.slots.clear()
+        self.uploads.clear()
         self.stats.clear(self.clock.now())
 
     def account_of(self, key: str) -> str:

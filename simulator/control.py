@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from simulator.context import Sim
 from simulator.state import Task
+from simulator.uploads import upload_from_request
 from simulator.wire import NOT_JSON, iso_utc, json_body
 
 TASK_FILTERS = (
@@ -42,6 +43,7 @@ def routes(sim: Sim) -> list[Route]:
         Route("/_sim/generations", api.generations),
         Route("/_sim/tasks", api.tasks),
         Route("/_sim/tasks/{task_id}", api.task),
+        Route("/_sim/uploads", api.uploads, methods=["GET", "POST"]),
     ]
 
 
@@ -145,6 +147,27 @@ class ControlApi:
 
     async def tasks(self, request: Request) -> Response:
         return JSONResponse({"tasks": [self._view(task) for task in self._select(request)]})
+
+    async def uploads(self, request: Request) -> Response:
+        """`POST`: record a DashScope temporary file as uploaded (stands for getPolicy and the
+        OSS form POST, §1.10); `GET`: the files recorded."""
+        if request.method == "POST":
+            body = await json_body(request)
+            if not isinstance(body, dict):
+                return problem("POST /_sim/uploads takes a JSON object")
+            key, account = body.get("api_key"), body.get("account")
+            if isinstance(key, str) and key:
+                account = self.sim.account_of(key)
+            if not isinstance(account, str) or not account:
+                return problem("give api_key (the uploading key) or account")
+            fields = {k: v for k, v in body.items() if k not in ("api_key", "account")}
+            try:
+                upload = upload_from_request(fields, account, self.sim.clock.now())
+            except ValueError as exc:
+                return problem(str(exc))
+            self.sim.uploads.add(upload)
+            return JSONResponse(upload.view(), 201)
+        return JSONResponse({"uploads": [u.view() for u in self.sim.uploads.all()]})
 
     async def task(self, request: Request) -> Response:
         task = self.sim.tasks.find(request.path_params["task_id"])

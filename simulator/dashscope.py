@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator.catalog import IMAGE2VIDEO, VIDEO_GENERATION
+from simulator import media_check
+from simulator.catalog import DASHSCOPE_IMAGE, IMAGE2VIDEO, VIDEO_GENERATION
 from simulator.connection import DroppedConnection
 from simulator.context import Sim
 from simulator.dashscope_rules import Accepted, check_create, list_query
@@ -28,6 +29,7 @@ VENDOR = "dashscope"
 CREATE_PATH = "/api/v1/services/aigc/{kind}/video-synthesis"
 # Fault action -> (HTTP status, code); a rule's own `code` wins. 503/504 bodies are inferred.
 FAULT_ERRORS = {
+    "403": (403, "AccessDenied"),
     "429": (429, "Throttling.RateQuota"),
     "500": (500, "InternalError"),
     "503": (503, "ServiceUnavailable"),
@@ -69,6 +71,16 @@ def fault_response(rule: FaultRule) -> Response:
     return dashscope_error(status, code, rule.message or ds_message(code), rule.headers())
 
 
+def _media_rejection(problem: media_check.MediaProblem) -> Rejected:
+    if problem.kind == media_check.UNREACHABLE:
+        message = "Download the media resource timed out during the data inspection process."
+        return Rejected(400, "InvalidParameter.DataInspection", f"{message} ({problem.message})")
+    if problem.kind == media_check.FORMAT:
+        message = ds_message("InvalidParameter.DataInspection")
+        return Rejected(400, "InvalidParameter.DataInspection", f"{message} ({problem.message})")
+    return Rejected(400, "InvalidParameter", problem.message)
+
+
 def throttled() -> Response:
     return dashscope_error(429, "Throttling.RateQuota", ds_message("Throttling.RateQuota"))
 
@@ -105,9 +117,33 @@ class DashScopeApi:
         try:
             as_failure = self.sim.config.invalid_params_as == "failed_task"
             accepted = check_create(kind, body, request.headers, errors_as_failure=as_failure)
+            self._check_images(request, key, accepted.model.name, body["input"])
         except Rejected as exc:
             return dashscope_error(exc.status, exc.code, exc.message)
         return await self._submit(request.url.path, key, body, accepted)
+
+    def _check_images(self, request: Request, key: str, model: str, inputs: dict[str, Any]) -> None:
+        """Fetch and check every input image (simulator/media_check.py), or Rejected.
+
+        Codes: a download that times out, 400 `InvalidParameter.DataInspection` "Download the
+        media resource timed out during the data inspection process." (issue 9's wording of
+        that code's second meaning); a bad format or a PNG with alpha, the same code with its
+        documented "media format" message (§1.8, §1.10); a missing file, too big a file or
+        pixels out of bounds, 400 `InvalidParameter` (inferred); `oss://`, see uploads.py."""
+        for name in ("img_url", "first_frame_url", "last_frame_url"):
+            url = inputs.get(name)
+            if not isinstance(url, str):
+                continue
+            try:
+                if url.startswith("oss://"):
+                    content = self.sim.uploads.resolve(
+                        url, self.sim.account_of(key), model, self.sim.clock.now()
+                    ).content
+                else:
+                    content = media_check.fetch(self.sim, request, url)
+                media_check.check(content, DASHSCOPE_IMAGE, f"input.{name}")
+            except media_check.MediaProblem as problem:
+                raise _media_rejection(problem) from None
 
     async def _submit(self, path: str, key: str, body: Any, accepted: Accepted) -> Response:
         sim, model = self.sim, accepted.model.name

@@ -104,6 +104,12 @@ def _check_inputs(
             _check_image_url(name, inputs[name], oss_ok)
     if model.kind == "kf2v" and inputs.get("function", SDK_FUNCTION) != SDK_FUNCTION:
         raise invalid("input.function is not a parameter of wanx2.1-kf2v-plus (VACE only).")
+    template = inputs.get("template")
+    if template is not None and model.templates and template not in model.templates:
+        # §1.4.2, §1.4.3: templates are model-specific (simulator/catalog.py lists them).
+        raise invalid(
+            f"input.template {template!r} is not a video-effect template of {model.name}."
+        )
     return prompt
 
 

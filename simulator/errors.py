@@ -51,6 +51,10 @@ DS_MESSAGES = {
     "data inspection.",
     "Arrearage": "Access denied, plesase make sure your account is in good standing.",
     "UnsupportedOperation": "The operation is unsupported on the referee object.",
+    "AccessDenied": "Access denied.",
+    "AllocationQuota.FreeTierOnly": "The free tier of the model has been exhausted. If you wish "
+    'to continue access the model on a paid basis, please disable the "use free tier only" mode '
+    "in the management console.",
     "Throttling": "Requests throttling triggered.",
     "Throttling.RateQuota": "Requests rate limit exceeded, please try again later.",
     "Throttling.AllocationQuota": "Allocated quota exceeded, please increase your quota limit.",
@@ -64,6 +68,12 @@ DS_MESSAGES = {
 
 BM_MESSAGES = {
     "500": "Internal Error",
+    "1110": "Your account is currently inactive. Please check your account information",
+    "1111": "Your account does not exist",
+    "1112": "Your account has been locked, please contact customer service to unlock",
+    "1121": "Account has irregular activities and has been locked",
+    "1220": "You do not have permission to access this API",
+    "1300": "API call blocked by policy",
     "1113": "Your account is in arrears, please recharge and try again",
     "1301": "System detected potentially unsafe or sensitive content in input or generation.",
     "1302": "Your account has reached the rate limit, please control the request frequency",

@@ -18,14 +18,14 @@ VENDORS = ("dashscope", "bigmodel", "any")
 EVERYWHERE = frozenset(ROUTES)
 
 # The request ends at once with an error (or no answer at all, for "reset").
-ANSWERS = frozenset({"429", "500", "503", "504", "reset", "arrearage", "moderation"})
+ANSWERS = frozenset({"403", "429", "500", "503", "504", "reset", "arrearage", "moderation"})
 # Set at submit; they change what the created task does later.
 MARKS = frozenset({"fail_task", "unknown", "expired_url"})
 # Change how the result file is served.
 DOWNLOADS = frozenset({"truncate", "not_mp4", "slow_download", "expired_url"})
 
 ACTION_ROUTES: dict[str, frozenset[str]] = {
-    **{action: EVERYWHERE for action in ("429", "500", "503", "504", "reset", "delay")},
+    **{action: EVERYWHERE for action in ("403", "429", "500", "503", "504", "reset", "delay")},
     "arrearage": frozenset({"submit"}),
     "moderation": frozenset({"submit"}),
     "fail_task": frozenset({"submit"}),

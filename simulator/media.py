@@ -1,7 +1,10 @@
-"""The real MP4 files the result host serves, and which one fits a task's output."""
+"""The files the simulator serves: real MP4 results (which one fits a task's output), and the
+test images of its file server (`GET /media/{name}`), which it also "fetches" when a request
+names them by URL."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -53,3 +56,25 @@ def choose(output: Output) -> Clip:
 def read(name: str) -> bytes:
     """File bytes, read once: the files are small and served many times."""
     return (MEDIA_DIR / name).read_bytes()
+
+
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+
+
+def image_type(name: str) -> str | None:
+    """The media type of a test image name, None for anything else."""
+    return IMAGE_TYPES.get(Path(name).suffix.lower()) if _NAME.fullmatch(name) else None
+
+
+def read_image(name: str) -> bytes | None:
+    """A test image of media/ by file name (no paths), None when there is none."""
+    if image_type(name) is None or not (MEDIA_DIR / name).is_file():
+        return None
+    return read(name)

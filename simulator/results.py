@@ -25,6 +25,7 @@ from simulator.wire import counted
 
 # OSS answers these for its own failures; a 429 is not OSS-like but lets throttling be tested.
 OSS_CODES = {
+    "403": "AccessDenied",
     "429": "Throttling",
     "500": "InternalError",
     "503": "ServiceUnavailable",
@@ -57,7 +58,17 @@ def routes(sim: Sim) -> list[Route]:
     return [
         Route("/results/{task_id}_cover.png", host.cover, methods=["GET"]),
         Route("/results/{task_id}.mp4", video, methods=["GET"]),
+        Route("/media/{name}", image, methods=["GET"]),
     ]
+
+
+async def image(request: Request) -> Response:
+    """The file server of the test images (media/): what a request's image URLs may name."""
+    name = request.path_params["name"]
+    content = media.read_image(name)
+    if content is None:
+        return oss_error(404, "NoSuchKey", "The specified key does not exist.")
+    return Response(content, media_type=media.image_type(name))
 
 
 class ResultHost:

@@ -9,8 +9,9 @@ import pytest
 from sim_helpers import BM_CREATE, BM_HEADERS, IMAGE, bm_create, bm_query, finish
 
 from simulator.context import Sim
+from simulator.imagegen import data_uri, png
 
-DATA_IMAGE = "data:image/png;base64,iVBORw0KGgo="
+DATA_IMAGE = data_uri(png(640, 480), "image/png")
 HAPPY: list[dict[str, Any]] = [
     {
         "model": "cogvideox-2",

@@ -6,7 +6,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sim_helpers import DS_HEADERS, IMAGE, IMAGE2VIDEO, VIDEO_GENERATION, ds_create, t2v_body
+from sim_helpers import (
+    DS_HEADERS,
+    DS_KEY,
+    IMAGE,
+    IMAGE2VIDEO,
+    VIDEO_GENERATION,
+    ds_create,
+    t2v_body,
+)
+
+from simulator.imagegen import data_uri, png
 
 
 def i2v_body(model: str = "wanx2.1-i2v-turbo", **parameters: Any) -> dict[str, Any]:
@@ -174,7 +184,7 @@ async def test_kf2v_refuses_vace_fields_and_other_values(
             VIDEO_GENERATION,
             {
                 "model": "wanx2.1-i2v-plus",
-                "input": {"img_url": "data:image/png;base64,iVBORw0KGgo="},
+                "input": {"img_url": data_uri(png(640, 480), "image/png")},
             },
         ),
         (
@@ -194,7 +204,9 @@ async def test_documented_variants_are_accepted(
 
 
 async def test_oss_url_needs_the_resolve_header(client: httpx.AsyncClient) -> None:
-    body = {"model": "wanx2.1-i2v-turbo", "input": {"img_url": "oss://dashscope-instant/x/cat.png"}}
+    upload = {"api_key": DS_KEY, "model": "wanx2.1-i2v-turbo", "file": "cat.png"}
+    url = (await client.post("/_sim/uploads", json=upload)).json()["url"]
+    body = {"model": "wanx2.1-i2v-turbo", "input": {"img_url": url}}
     assert_error(await ds_create(client, body), 400, "InvalidParameter.DataInspection")
     headers = {**DS_HEADERS, "X-DashScope-OssResourceResolve": "enable"}
     assert (await ds_create(client, body, headers=headers)).status_code == 200

@@ -15,6 +15,7 @@ import pytest
 
 from providers import (
     MODELS,
+    InvalidParameters,
     Provider,
     ProviderError,
     UpstreamState,
@@ -28,8 +29,11 @@ from providers.zhipuai import wire as bigmodel_wire
 from schemas.errors import ErrorCode
 from simulator import SimConfig, create_app
 from simulator.context import Sim
+from simulator.imagegen import bmp, data_uri, jpeg, png, webp
+from simulator.uploads import upload_from_request
 
 IMG = "https://example.com/cat.png"
+OSS_IMAGE = "oss://dashscope-instant/a/cat.png"
 KEYS = {"aliyun": "sk-contract", "zhipuai": "contract.secret"}
 ENV = {
     "ALIYUN_API_KEY": KEYS["aliyun"],
@@ -43,7 +47,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "wanx2.1-t2v-turbo": {"prompt": "contract", "resolution": "480P", "seed": -1},
     "wanx2.1-t2v-plus": {"prompt": "contract", "size": "832*1088", "duration": "5"},
     "wanx2.1-i2v-turbo": {"prompt": "contract", "img_url": IMG, "duration": 4, "watermark": True},
-    "wanx2.1-i2v-plus": {"prompt": "contract", "img_url": "oss://dashscope-instant/a/cat.png"},
+    "wanx2.1-i2v-plus": {"prompt": "contract", "img_url": OSS_IMAGE},
     "wanx2.1-kf2v-plus": {"prompt": "contract", "first_frame_url": IMG, "last_frame_url": IMG},
     "cogvideox-2": {"prompt": "contract", "quality": "speed", "fps": 30},
     "cogvideox-flash": {"prompt": "contract", "image_url": IMG, "size": "1080x1920"},
@@ -62,13 +66,24 @@ SIM_VENDOR = {"aliyun": "dashscope", "zhipuai": "bigmodel"}
 class World:
     sim: Sim
     providers: dict[str, Provider]
+    app: Any = None  # for more clients of the same simulator
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     app = create_app(SimConfig.from_dict({"timing": {"queued_s": 1, "running_s": 2}}))
+    sim: Sim = app.state.sim
+    # The oss:// image of the i2v-plus request, as if uploaded by our key for that model (§1.10).
+    path = OSS_IMAGE.removeprefix("oss://")
+    sim.uploads.add(
+        upload_from_request(
+            {"model": "wanx2.1-i2v-plus", "file": "cat.png", "path": path},
+            sim.account_of(KEYS["aliyun"]),
+            sim.clock.now(),
+        )
+    )
     providers = create_providers(ENV, transport=httpx.ASGITransport(app))
-    yield World(app.state.sim, providers)
+    yield World(sim, providers, app)
     for provider in providers.values():
         await provider.aclose()
 
@@ -346,3 +361,218 @@ async def test_the_vendor_request_id_of_an_error_reaches_the_contract(world: Wor
     info = caught.value.to_error()
     assert info.code is ErrorCode.QUOTA_EXCEEDED and info.upstream_request_id
     assert info.upstream_request_id in caught.value.message
+
+
+# The vendors' codes as the simulator sends them --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "rule", "code", "transient"),
+    [
+        (
+            "wanx2.1-t2v-turbo",
+            {"action": "403", "code": "AllocationQuota.FreeTierOnly"},
+            ErrorCode.QUOTA_EXCEEDED,
+            False,
+        ),
+        ("viduq1-text", {"action": "429", "code": "1110"}, ErrorCode.UPSTREAM_UNAVAILABLE, False),
+        ("viduq1-text", {"action": "429", "code": "1112"}, ErrorCode.UPSTREAM_UNAVAILABLE, False),
+        ("cogvideox-2", {"action": "429", "code": "1121"}, ErrorCode.UPSTREAM_UNAVAILABLE, False),
+        (
+            "cogvideox-2",
+            {"action": "moderation", "code": "1300"},
+            ErrorCode.UPSTREAM_REJECTED,
+            False,
+        ),
+    ],
+)
+async def test_issue_9_codes(
+    world: World, model: str, rule: dict[str, Any], code: ErrorCode, transient: bool
+) -> None:
+    add_fault(world, model, **rule)
+    with pytest.raises(ProviderError) as caught:
+        await submit(world, model)
+    error = caught.value
+    assert (error.code, error.transient, error.submit_not_taken) == (code, transient, True)
+    assert error.upstream_code == rule["code"]
+
+
+# Media ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "raw"),
+    [
+        ("wanx2.1-i2v-turbo", {"img_url": "http://sim.test/media/portrait.jpg"}),
+        ("wanx2.1-i2v-plus", {"img_url": data_uri(bmp(320, 240), "image/bmp")}),
+        (
+            "wanx2.1-kf2v-plus",
+            {
+                "first_frame_url": "http://sim.test/media/cat.png",
+                "last_frame_url": "http://sim.test/media/cat-end.png",
+                "template": "hanfu-1",
+            },
+        ),
+        ("cogvideox-2", {"image_url": data_uri(jpeg(640, 480), "image/jpeg")}),
+        ("viduq1-start-end", {"image_url": [IMG, "https://example.com/cat-end.png"]}),
+        ("vidu2-reference", {"image_url": [data_uri(webp(200, 600), "image/webp"), IMG]}),
+    ],
+)
+async def test_images_the_schemas_accept_the_simulator_accepts(
+    world: World, model: str, raw: dict[str, Any]
+) -> None:
+    provider = world.providers[get_model(model).provider]
+    submitted = await provider.submit("media-1", model, validate_parameters(model, raw))
+    assert world.sim.tasks.find(submitted.upstream_task_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("model", "raw", "words"),
+    [
+        ("wanx2.1-i2v-turbo", {"img_url": data_uri(png(200, 150), "image/png")}, "200x150"),
+        (
+            "wanx2.1-i2v-plus",
+            {"img_url": data_uri(png(320, 240, alpha=True), "image/png")},
+            "alpha",
+        ),
+        ("cogvideox-flash", {"image_url": data_uri(webp(640, 480), "image/webp")}, "image/webp"),
+        ("viduq1-image", {"image_url": data_uri(png(1000, 200), "image/png")}, "aspect ratio"),
+        ("vidu2-reference", {"image_url": [data_uri(png(100, 100), "image/png")]}, "128"),
+        (
+            "vidu2-start-end",
+            {
+                "image_url": [
+                    data_uri(png(640, 480), "image/png"),
+                    data_uri(png(1280, 960), "image/png"),
+                ]
+            },
+            "similar resolution",
+        ),
+        ("viduq1-image", {"image_url": IMG, "with_audio": True}, "4-second"),
+    ],
+)
+def test_what_the_simulator_would_refuse_is_refused_before_any_call(
+    model: str, raw: dict[str, Any], words: str
+) -> None:
+    """The same images the simulator refuses (tests/simulator/test_media.py) never leave."""
+    with pytest.raises(InvalidParameters) as caught:
+        validate_parameters(model, raw)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "raw", "words"),
+    [
+        ("wanx2.1-i2v-turbo", {"img_url": "http://sim.test/media/tiny.png"}, "200x150"),
+        ("wanx2.1-i2v-turbo", {"img_url": "http://sim.test/media/alpha.png"}, "alpha"),
+        ("cogvideox-2", {"image_url": "http://sim.test/media/square.webp"}, "PNG/JPEG"),
+        ("vidu2-image", {"image_url": "http://sim.test/media/banner.png"}, "aspect ratio"),
+        ("vidu2-reference", {"image_url": ["http://sim.test/media/icon.png"]}, ">= 128"),
+        ("vidu2-image", {"image_url": "https://example.com/nope.png"}, "HTTP 404"),
+    ],
+)
+async def test_an_image_url_the_vendor_cannot_use_is_rejected_not_retried(
+    world: World, model: str, raw: dict[str, Any], words: str
+) -> None:
+    """URLs are not fetched by validation: the vendor refuses them, before creating a task."""
+    provider = world.providers[get_model(model).provider]
+    with pytest.raises(ProviderError) as caught:
+        await provider.submit("media-2", model, validate_parameters(model, raw))
+    error = caught.value
+    assert (error.code, error.transient, error.submit_not_taken) == (
+        ErrorCode.UPSTREAM_REJECTED,
+        False,
+        True,
+    )
+    assert words in error.message
+    assert not world.sim.tasks.all()
+
+
+async def test_an_image_download_timeout_is_retried(world: World) -> None:
+    """DashScope's DataInspection code meaning "the download timed out" (issue 9)."""
+    raw = {"img_url": "https://slow-host.test/cat.png"}
+    with pytest.raises(ProviderError) as caught:
+        await world.providers["aliyun"].submit(
+            "media-3", "wanx2.1-i2v-turbo", validate_parameters("wanx2.1-i2v-turbo", raw)
+        )
+    error = caught.value
+    assert (error.code, error.transient, error.submit_not_taken) == (
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        True,
+        True,
+    )
+    assert error.upstream_code == "InvalidParameter.DataInspection"
+
+
+# oss:// and accounts -----------------------------------------------------------------------
+
+TWO_ACCOUNTS = {
+    **ENV,
+    "ALIYUN_API_KEY": "sk-acct-a,sk-acct-b",
+    "ALIYUN_KEY_ACCOUNTS": "acct-a:sk-acct-a;acct-b:sk-acct-b",
+}
+
+
+async def test_an_oss_input_with_several_accounts_needs_the_owning_one_named(world: World) -> None:
+    app_sim = world.sim
+    app_sim.config = app_sim.config.updated({"accounts": {"a": ["sk-acct-a"], "b": ["sk-acct-b"]}})
+    transport = httpx.ASGITransport(world.app)
+    model = "wanx2.1-i2v-turbo"
+    path = "dashscope-instant/b/owned.png"
+    app_sim.uploads.add(
+        upload_from_request(
+            {"model": model, "file": "cat.png", "path": path}, "b", app_sim.clock.now()
+        )
+    )
+    params = validate_parameters(model, {"img_url": f"oss://{path}"})
+
+    providers = create_providers(TWO_ACCOUNTS, transport=transport)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            providers["aliyun"].preflight(model, params)
+        error = caught.value
+        assert (error.code, error.transient) == (ErrorCode.INVALID_PARAMETERS, False)
+        assert error.message.startswith("parameters.img_url: an oss:// file can only be used")
+        assert "ALIYUN_OSS_ACCOUNT" in error.message and "acct-a, acct-b" in error.message
+        with pytest.raises(ProviderError):
+            await providers["aliyun"].submit("oss-1", model, params)
+        assert app_sim.stats.count("dashscope", "submit") == 0  # refused before any call
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
+
+    named = create_providers({**TWO_ACCOUNTS, "ALIYUN_OSS_ACCOUNT": "acct-b"}, transport=transport)
+    try:
+        for attempt in (1, 2, 3, 4):  # whatever the request and attempt: acct-b's key
+            submitted = await named["aliyun"].submit("oss-2", model, params, attempt=attempt)
+            assert submitted.key_id == fingerprint("sk-acct-b")
+            assert named["aliyun"].account_of(submitted.key_id) == "acct-b"
+        assert named["aliyun"].accounts == ("acct-a", "acct-b")
+    finally:
+        for provider in named.values():
+            await provider.aclose()
+
+
+async def test_an_oss_input_of_another_account_is_refused_by_the_vendor(world: World) -> None:
+    """What ALIYUN_OSS_ACCOUNT prevents: the simulator binds the file to its account (§1.10)."""
+    world.sim.config = world.sim.config.updated(
+        {"accounts": {"a": ["sk-acct-a"], "b": ["sk-acct-b"]}}
+    )
+    model = "wanx2.1-i2v-turbo"
+    path = "dashscope-instant/b/owned-too.png"
+    world.sim.uploads.add(
+        upload_from_request(
+            {"model": model, "file": "cat.png", "path": path}, "b", world.sim.clock.now()
+        )
+    )
+    env = {**TWO_ACCOUNTS, "ALIYUN_OSS_ACCOUNT": "acct-a"}  # the wrong account named
+    providers = create_providers(env, transport=httpx.ASGITransport(world.app))
+    try:
+        params = validate_parameters(model, {"img_url": f"oss://{path}"})
+        with pytest.raises(ProviderError) as caught:
+            await providers["aliyun"].submit("oss-3", model, params)
+        assert caught.value.upstream_code == "invalid_parameter_error"
+        assert "another account" in caught.value.message
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
