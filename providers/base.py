@@ -215,12 +215,14 @@ class Provider(ABC):
         exclude: Collection[str] = (),
     ) -> Submitted | None:
         """Resolve a submit whose outcome is unknown: the task that `attempt` created, or None
-        when the vendor certainly created none (a new attempt is then safe).
+        when the vendor created none (a new attempt is then safe).
 
         `since` is when the attempt started (before it was sent); `exclude` are upstream task
-        ids known to belong to other tasks. Raises ProviderError: transient when the lookup
-        itself failed and may be tried again; not transient when the outcome cannot be known
-        (several candidates, or a vendor without a way to look: BigModel)."""
+        ids known to belong to other tasks (they are never adopted, and never make the answer
+        ambiguous). Ask once the vendor could no longer be creating the task (a minute after
+        the ambiguous answer, say). Raises ProviderError: transient when the lookup itself
+        failed and may be tried again; not transient when the outcome cannot be known (several
+        candidates, or a vendor without a way to look: BigModel)."""
 
     def preflight(self, model: str, parameters: ModelParameters) -> None:
         """Refuse, before any call, a request this configuration cannot submit correctly (e.g.

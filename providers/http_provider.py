@@ -9,12 +9,14 @@ the vendors count them per account, whatever key of it is used.
 
 `find_submitted` resolves a submit whose outcome is unknown with the vendor's task list
 (DashScope; BigModel has none). The rule, since the list shows no inputs: the candidates are the
-tasks of the model created between `since` − 10 s and now + 10 s (10 s for clocks that differ)
-in any of the provider's accounts, less the ones the caller knows belong to other tasks. None:
-the attempt created nothing. Exactly one: that is the attempt's task. More than one, or a
-listed task whose model or time cannot be read: the outcome stays unknown (ProviderError, not
-transient). Adopting another request's task would deliver the wrong video, so any doubt counts
-as "unknown", never as "found".
+tasks of the model created since `since` − 10 s (10 s for clocks that differ; a caller less sure
+of its clock passes an earlier `since`) in any of the provider's accounts, less the ones the
+caller knows belong to other tasks. None: the attempt created nothing. Exactly one: that is the
+attempt's task. More than one, or a listed task whose model or time cannot be read: the outcome
+stays unknown (ProviderError, not transient). Adopting another request's task would deliver the
+wrong video, so any doubt counts as "unknown", never as "found". "None" is only as good as the
+moment it is asked: a vendor may still create a task whose answer timed out, so ask once it
+could no longer (a minute after the ambiguous answer, say; the vendors document no bound).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from schemas.errors import ErrorCode
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=10)  # the vendor's clock and ours may differ this much
+LIST_AHEAD = timedelta(hours=1)
 MAX_LIST_PAGES = 10  # more candidates than 10 pages hold: the outcome cannot be decided
 
 
@@ -206,7 +209,7 @@ class HttpProvider(Provider):
     ) -> Submitted | None:
         what = f"{request_id} attempt {attempt}"
         start = since.astimezone(UTC) - CLOCK_SKEW
-        end = datetime.now(UTC) + CLOCK_SKEW
+        end = datetime.now(UTC) + LIST_AHEAD  # no upper bound in effect: clocks may differ
         picked, _ = self._keys.pick(request_id, attempt)
         found: list[tuple[str, ListedTask]] = []
         for account in self._keys.accounts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -328,3 +329,73 @@ async def test_a_settings_object_is_read_by_attribute(upstream: Upstream) -> Non
     assert list(built) == ["aliyun"]
     assert built["aliyun"].limits.queries_per_s == 5
     await built["aliyun"].aclose()
+
+
+def listing(pages: dict[int, list[dict[str, Any]]], total_page: int | None = None) -> Any:
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page_no"])
+        body = {
+            "request_id": "q",
+            "data": pages.get(page, []),
+            "total_page": total_page or len(pages),
+        }
+        return httpx.Response(200, json=body)
+
+    return answer
+
+
+def listed(task_id: str, model: str = "wanx2.1-t2v-turbo", **fields: Any) -> dict[str, Any]:
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    return {
+        "task_id": task_id,
+        "status": "PENDING",
+        "model_name": model,
+        "gmt_create": now_ms,
+        **fields,
+    }
+
+
+async def test_find_submitted_reads_every_page_of_every_account(upstream: Upstream) -> None:
+    env = {**ENV, "ALIYUN_API_KEY": "sk-a,sk-b", "ALIYUN_KEY_ACCOUNTS": "acct-a:sk-a;acct-b:sk-b"}
+    providers = create_providers(env, transport=httpx.MockTransport(upstream))
+    dashscope = providers["aliyun"]
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    account_a = listing({1: [listed("other", "wanx2.1-t2v-plus")], 2: [listed("mine")]})
+    account_b = listing({1: []})
+    upstream.answer = lambda r: (
+        account_a if r.headers["authorization"] == "Bearer sk-a" else account_b
+    )(r)
+    try:
+        found = await dashscope.find_submitted("order-1", "wanx2.1-t2v-turbo", 1, since)
+        assert found is not None and found.upstream_task_id == "mine"
+        assert found.key_id == fingerprint("sk-a")  # polled with a key of the owning account
+        keys = [(r.headers["authorization"], r.url.params["page_no"]) for r in upstream.requests]
+        assert keys == [("Bearer sk-a", "1"), ("Bearer sk-a", "2"), ("Bearer sk-b", "1")]
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
+
+
+async def test_find_submitted_with_one_account(
+    providers: dict[str, Provider], upstream: Upstream
+) -> None:
+    dashscope = providers["aliyun"]
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    upstream.answer = listing({1: [listed("x", gmt_create=0)]})  # created long before: not ours
+    assert await dashscope.find_submitted("o", "wanx2.1-t2v-turbo", 1, since) is None
+    sent = upstream.requests[-1]
+    assert sent.url.path == "/api/v1/tasks" and sent.url.params["model_name"] == "wanx2.1-t2v-turbo"
+
+    upstream.answer = listing({1: [{"task_id": "no-time", "status": "PENDING"}]})
+    with pytest.raises(ProviderError) as caught:
+        await dashscope.find_submitted("o", "wanx2.1-t2v-turbo", 1, since)
+    assert "without a time" in caught.value.message and not caught.value.transient
+
+    upstream.answer = listing({1: [listed("a")]}, total_page=11)
+    with pytest.raises(ProviderError) as caught:
+        await dashscope.find_submitted("o", "wanx2.1-t2v-turbo", 1, since)
+    assert "11 pages" in caught.value.message
+
+    upstream.answer = listing({1: [listed("a"), listed("b")]})
+    found = await dashscope.find_submitted("o", "wanx2.1-t2v-turbo", 1, since, exclude={"a"})
+    assert found is not None and found.upstream_task_id == "b"
