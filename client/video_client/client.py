@@ -618,11 +618,12 @@ class TaskHandle:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-        if self.done and (self._completed is not None or not self._is_completed_status()):
-            self.close()
-
-    def _is_completed_status(self) -> bool:
-        return bool(self._events) and self._events[-1].status == TaskStatus.COMPLETED
+        # Stop receiving once nothing more can come: the terminal status, and with `completed`
+        # the completed event too (the two travel on different topics, in either order).
+        latest = self._events[-1] if self._events and not self._history_pending else None
+        if latest is not None and latest.status.terminal:
+            if latest.status != TaskStatus.COMPLETED or self._completed is not None:
+                self.close()
 
 
 class _Router:

@@ -69,6 +69,7 @@ class ModelInfo:
     typical_duration_s: float  # the vendor's usual generation time
     parameters: tuple[ParameterInfo, ...]
     notes: tuple[str, ...]
+    service_checks: tuple[str, ...]  # what only the service checks (e.g. data: URI images)
     json_schema: Mapping[str, Any] = field(repr=False)
     compat: Mapping[str, Any] = field(repr=False)
 
@@ -93,6 +94,7 @@ def _load() -> Mapping[str, ModelInfo]:
             typical_duration_s=float(entry["typical_duration_s"]),
             parameters=tuple(ParameterInfo(**p) for p in entry["parameters"]),
             notes=tuple(entry["notes"]),
+            service_checks=tuple(entry.get("checked_by_the_service_only", ())),
             json_schema=entry["json_schema"],
             compat=entry["compat"],
         )

@@ -147,3 +147,24 @@ async def test_a_dead_letter_with_a_failed_status_gives_the_status() -> None:
 async def test_result_times_out() -> None:
     with pytest.raises(TimeoutError):
         await handle().result(0.1)
+
+
+class Router:
+    def __init__(self) -> None:
+        self.unregistered: list[TaskHandle] = []
+
+    def unregister(self, h: TaskHandle) -> None:
+        self.unregistered.append(h)
+
+
+async def test_the_completed_event_may_come_before_the_completed_status() -> None:
+    h = handle()
+    router = Router()
+    h.client._router = router  # type: ignore[assignment]
+    h._receive(TOPICS.status, status(1, "accepted"), [])
+    h._receive(TOPICS.completed, completed(), [])  # from the other topic, first
+    assert router.unregistered == []  # the status is still to come
+    h._receive(TOPICS.status, status(5, "completed"), [])
+    assert router.unregistered == [h]
+    assert await drain(h) == [(1, "accepted"), (5, "completed")]
+    assert (await h.result(1)).event_id == "done"

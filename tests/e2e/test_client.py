@@ -179,7 +179,7 @@ async def test_tokens_and_reply_topics(deployment: Deployment, sim: Simulator) -
         task = await client.submit("cogvideox-flash", {"prompt": "x"}, request_id=rid("mine"))
         completed = await task.result(timeout=30)
         assert completed.user_id == "u-1" and completed.tenant_id == "t-1"
-        assert [e.status for e in task.statuses][0] == "accepted"
+        assert task.statuses[0].status == "accepted"
     assert calls == 1
 
 
@@ -193,7 +193,7 @@ async def test_sasl_scram(deployment: Deployment, sim: Simulator) -> None:
         sasl_password="alice-secret",
     )
     async with VideoClient(kafka, topics=topics_of(deployment)) as client:
-        task = await client.submit("vidu2-image", {"image_url": "https://example.com/a.png"})
+        task = await client.submit("viduq1-text", {"prompt": "over SASL"})
         completed = await task.result(timeout=30)
     assert completed.result.videos
 
