@@ -77,3 +77,15 @@ check: install
 bench: install services
 	$(PY) -m benchmarks.pipeline throughput --tasks 2000
 	$(PY) -m benchmarks.pipeline in-flight --tasks 10000 --generation-s 120 --window-s 60
+
+# One command on a fresh clone: installs, starts the local services (those not running yet), the
+# vendor simulator and the service, sends one request to each vendor with the CLI, shows their
+# progress live, prints where the videos are, and stops what it started (demo/demo.sh).
+.PHONY: demo
+demo: install $(VENV)/.client-installed
+	bash demo/demo.sh
+
+# The client distribution (client/), editable, for its `video-service` command.
+$(VENV)/.client-installed: client/pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e client
+	@touch $@
