@@ -89,3 +89,11 @@ demo: install $(VENV)/.client-installed
 $(VENV)/.client-installed: client/pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e client
 	@touch $@
+
+# Generated documents: docs/asyncapi.json (the AsyncAPI document of what the app declares, made
+# with an empty environment) and the client's copy of the contract (client/contract_sync.py).
+# Tests fail when either is stale.
+.PHONY: docs
+docs: install
+	$(PY) docs/asyncapi.py
+	$(PY) client/contract_sync.py
