@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # A task found with a submit sent but never recorded is sent again only after this long
     # (its first instance may still be recording it): longer than a submit call can take.
     submit_record_grace_s: float = Field(default=40.0, ge=0)
+    # A submit whose answer was ambiguous (5xx, timeout) is looked up this long after it left:
+    # the vendor may still be creating the task (see consumers/engine/resolve.py).
+    submit_resolve_after_s: float = Field(default=60.0, ge=0)
     cancel_memory_s: float = Field(default=3600.0, ge=0)
     # A tenant's tasks wait for a vendor running slot while it holds this many (0: no cap).
     tenant_max_running: int = Field(default=0, ge=0)

@@ -13,7 +13,7 @@ import logging
 from consumers.engine import finish
 from consumers.engine.context import EngineContext, Progress
 from consumers.engine.fetch import DeadlineReached, fetch
-from consumers.engine.poll import poll
+from consumers.engine.poll import poll, wait_for_turn
 from consumers.engine.schedule import retry_delay
 from consumers.engine.scheduler import Alarm
 from consumers.engine.submit import submit
@@ -35,6 +35,10 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
     try:
         delay: float | None = 0.0
         while True:
+            if progress.poll_turn is not None:
+                ctx.outbox.latest(task_id)  # waiting for a turn holds no document
+                await wait_for_turn(ctx, progress)
+                delay = None
             task = (ctx.outbox.latest(task_id) if delay == 0.0 else None) or await _load(
                 ctx, task_id
             )

@@ -32,6 +32,10 @@ class Progress:
     attempts: int = 0  # consecutive transient failures of the current step
     due_from: float | None = None  # since when the vendor has been generating, as far as known
     last_poll: float = 0.0
+    # A poll waits for its turn in the vendor's query budget between steps, holding no task
+    # document: (provider, when the task is due, its deadline), then `granted`.
+    poll_turn: tuple[str, float, float] | None = None
+    granted: bool = False
 
 
 @dataclass

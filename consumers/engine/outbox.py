@@ -75,7 +75,7 @@ class Outbox:
         return self.remember(await self.flush(moved))
 
     async def record_submit(
-        self, task: Task, ticket: str, changes: Mapping[str, Any]
+        self, task: Task, ticket: str | None, changes: Mapping[str, Any]
     ) -> Task | None:
         """Record the answer to submit `ticket` as `submitted`, whoever holds the task now.
         None when the task no longer waits for that submit."""

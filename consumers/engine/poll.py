@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from consumers.engine import finish
 from consumers.engine.clock import seconds_between
 from consumers.engine.context import EngineContext, Progress
-from consumers.errors import TaskMoved
 from consumers.media.files import video_filename
 from consumers.storage.task import PlannedVideo, Task
 from providers.base import PollResult, Provider, UpstreamState
@@ -23,7 +20,11 @@ async def poll(
     """Query the vendor once; returns the seconds until the next step (None when ended)."""
     await ctx.slots.keep(task.id, task.tenant_id, provider, task.model)  # resumed or taken over
     assert task.upstream_task_id is not None and task.key_id is not None
-    await _turn(ctx, task, provider, progress)
+    if provider.name in ctx.planners and not progress.granted:
+        deadline = task.deadline_at.timestamp()
+        progress.poll_turn = (provider.name, _due(ctx, task, progress), deadline)
+        return 0.0  # the actor waits for the turn, then comes back here
+    progress.granted = False
     result = await provider.poll(task.upstream_task_id, task.key_id)
     ctx.metrics.upstream_calls.labels(provider.name, "query", "ok").inc()
     now = progress.last_poll = ctx.clock.timestamp()
@@ -49,21 +50,16 @@ async def poll(
     return None
 
 
-async def _turn(ctx: EngineContext, task: Task, provider: Provider, progress: Progress) -> None:
-    """Wait for this task's turn in the vendor's query budget; a cancel request or the
-    deadline cuts the wait short (TaskMoved: the actor reloads the task)."""
-    planner = ctx.planners.get(provider.name)
-    if planner is None:
-        return
-    turn = asyncio.ensure_future(planner.turn(_due(ctx, task, progress)))
-    woken = asyncio.ensure_future(
-        progress.alarm.sleep(ctx.seconds_left(task.deadline_at.timestamp()))
-    )
-    await asyncio.wait((turn, woken), return_when=asyncio.FIRST_COMPLETED)
-    woken.cancel()
-    if not turn.done():
-        turn.cancel()
-        raise TaskMoved
+async def wait_for_turn(ctx: EngineContext, progress: Progress) -> None:
+    """Between steps, holding no document: wait for the poll's turn in the query budget, or
+    until the alarm rings (a cancel) or the deadline, whichever comes first."""
+    assert progress.poll_turn is not None
+    provider, due, deadline = progress.poll_turn
+    progress.poll_turn = None
+    turn = ctx.planners[provider].request(due)
+    await progress.alarm.sleep(ctx.seconds_left(deadline), until=turn)
+    progress.granted = turn.done() and not turn.cancelled()
+    turn.cancel()
 
 
 def _due(ctx: EngineContext, task: Task, progress: Progress) -> float:

@@ -39,16 +39,26 @@ class PollPlanner:
     def waiting(self) -> int:
         return sum(1 for *_, turn in self._waiting if not turn.done())
 
-    async def turn(self, due: float) -> None:
-        """Return when this task may send its query; tasks due earliest go first."""
-        if self._acquire is None:
-            return
+    def request(self, due: float) -> asyncio.Future[None]:
+        """A turn to send one query, done when granted; tasks due earliest go first. Cancel it
+        to give it up."""
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._acquire is None:
+            turn.set_result(None)
+            return turn
         heapq.heappush(self._waiting, (due, next(self._order), turn))
         if self._granter is None or self._granter.done():
             self._granter = asyncio.create_task(self._grant())
         self._wake.set()
-        await turn  # cancelled while waiting: the granter skips it
+        return turn
+
+    async def turn(self, due: float) -> None:
+        """Wait for a turn (see `request`)."""
+        turn = self.request(due)
+        try:
+            await turn
+        finally:
+            turn.cancel()  # given up while waiting: the granter skips it
 
     async def _grant(self) -> None:
         assert self._acquire is not None

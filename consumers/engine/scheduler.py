@@ -22,13 +22,16 @@ class Alarm:
         self._waiter: asyncio.Future[None] | None = None
         self._rung = False
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, until: asyncio.Future[None] | None = None) -> None:
+        """Sleep `seconds`, or less: until rung, or until `until` is done."""
         if self._rung:
             self._rung = False
             return
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(max(0.0, seconds), _resolve, waiter)
+        if until is not None:
+            until.add_done_callback(lambda _: _resolve(waiter))
         try:
             await waiter
         finally:

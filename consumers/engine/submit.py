@@ -15,8 +15,9 @@ import itertools
 import logging
 import uuid
 
-from consumers.engine import finish
+from consumers.engine import finish, resolve
 from consumers.engine.context import EngineContext, Progress
+from consumers.engine.schedule import retry_delay
 from consumers.errors import INFRA_ERRORS, INFRA_RETRY_S, LeaseLost, ShuttingDown
 from consumers.storage.task import Task
 from providers.base import ModelSpec, Provider, ProviderError, Submitted
@@ -33,11 +34,20 @@ async def submit(
     """Submit the task upstream; returns the seconds until its next step."""
     ctx.gate.check_open()
     spec = get_model(task.model)
+    attempt = task.submit_attempts + 1
     if task.submit_unresolved:
-        wait = _grace_left(ctx, task)
+        wait = resolve.wait_s(ctx, task, provider)
         if wait > 0:
             return wait
-        _count_resubmission(ctx, task)
+        found = await _look_up(ctx, task, provider, progress)
+        if isinstance(found, float):
+            return found
+        if isinstance(found, Submitted):
+            return await _adopt(ctx, task, found, progress)
+        if found is resolve.Lookup.RESEND:
+            attempt = max(1, task.submit_attempts)
+        else:
+            _count_resubmission(ctx, task)
     deadline = task.deadline_at.timestamp()
     wait_s = ctx.seconds_left(deadline)
     if not await ctx.slots.acquire(task.id, task.tenant_id, provider, spec.name, wait_s):
@@ -48,13 +58,43 @@ async def submit(
         {
             "submit_ticket": ticket,
             "submit_started_at": ctx.clock.now(),
-            "submit_attempts": task.submit_attempts + 1,
+            "submit_attempts": attempt,
         },
     )
-    delay = await ctx.gate.run(task.id, _send_and_record(ctx, task, ticket, provider, spec))
+    sent = _send_and_record(ctx, task, ticket, provider, spec)
+    return _after_submit(ctx, progress, await ctx.gate.run(task.id, sent))
+
+
+def _after_submit(ctx: EngineContext, progress: Progress, delay: float) -> float:
     progress.attempts, progress.due_from, progress.last_poll = 0, None, 0.0
     progress.next_at = ctx.clock.timestamp() + delay
     return delay
+
+
+async def _look_up(
+    ctx: EngineContext, task: Task, provider: Provider, progress: Progress
+) -> Submitted | resolve.Lookup | float:
+    """The lost submit's fate; a float is a delay before asking again (the lookup failed)."""
+    try:
+        return await resolve.look_up(ctx, task, provider)
+    except ProviderError as exc:
+        progress.attempts += 1
+        if not exc.transient or progress.attempts >= ctx.settings.upstream_max_attempts:
+            raise  # undecidable: the task fails, never paid twice
+        settings = ctx.settings
+        return retry_delay(progress.attempts, settings.retry_base_s, settings.retry_max_s, None)
+
+
+async def _adopt(
+    ctx: EngineContext, task: Task, found: Submitted, progress: Progress
+) -> float | None:
+    """The vendor did create the lost submit's task: record it as this task's."""
+    first_poll = ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
+    recorded = await _record(ctx, task, task.submit_ticket, found, first_poll)
+    if recorded is None:
+        return 0.0
+    await ctx.outbox.flush(recorded)
+    return _after_submit(ctx, progress, first_poll)
 
 
 async def _send_and_record(
@@ -66,13 +106,23 @@ async def _send_and_record(
         if turn is not None:
             await turn()
         submitted = await provider.submit(
-            task.request_id, spec.name, parameters, on_send=ctx.gate.check_send
+            task.request_id,
+            spec.name,
+            parameters,
+            attempt=task.submit_attempts,
+            on_send=ctx.gate.check_send,
         )
-    except (ShuttingDown, LeaseLost, ProviderError) as exc:
-        if not isinstance(exc, ProviderError) or exc.submit_not_taken:
-            await _drop_ticket(ctx, task)  # nothing left for the vendor: no resubmission later
+    except (ShuttingDown, LeaseLost) as exc:
+        await _drop_ticket(ctx, task)  # never sent: nothing left for the vendor
         await ctx.slots.release(task.id)
-        raise
+        raise exc
+    except ProviderError as exc:
+        if exc.submit_not_taken or exc.already_exists:
+            if exc.submit_not_taken:
+                await _drop_ticket(ctx, task)
+            await ctx.slots.release(task.id)
+            raise
+        return _outcome_unknown(ctx, task, provider, exc)
     ctx.metrics.upstream_calls.labels(provider.name, "submit", "ok").inc()
     first_poll = ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
     recorded = await _record(ctx, task, ticket, submitted, first_poll)
@@ -91,7 +141,7 @@ async def _send_and_record(
 
 
 async def _record(
-    ctx: EngineContext, task: Task, ticket: str, submitted: Submitted, first_poll_s: float
+    ctx: EngineContext, task: Task, ticket: str | None, submitted: Submitted, first_poll_s: float
 ) -> Task | None:
     changes = {
         "upstream_task_id": submitted.upstream_task_id,
@@ -115,6 +165,17 @@ async def _record(
     raise AssertionError("unreachable")
 
 
+def _outcome_unknown(
+    ctx: EngineContext, task: Task, provider: Provider, exc: ProviderError
+) -> float:
+    """The vendor may or may not have created the task: keep the ticket (and the running slot,
+    it may be running there) and look it up once it has settled (`consumers.engine.resolve`)."""
+    ctx.metrics.upstream_calls.labels(provider.name, "submit", "unknown").inc()
+    ctx.metrics.unknown_submits.labels(task.provider, task.model).inc()
+    log.warning("task %s: submit outcome unknown (%s); it will be looked up", task.id, exc.message)
+    return max(0.0, resolve.wait_s(ctx, task, provider))
+
+
 async def _drop_ticket(ctx: EngineContext, task: Task) -> None:
     try:
         changes = {"submit_ticket": None, "submit_started_at": None}
@@ -123,16 +184,11 @@ async def _drop_ticket(ctx: EngineContext, task: Task) -> None:
         log.info("task %s: submit ticket not cleared (%r)", task.id, exc)
 
 
-def _grace_left(ctx: EngineContext, task: Task) -> float:
-    started = task.submit_started_at.timestamp() if task.submit_started_at else 0.0
-    return started + ctx.settings.submit_record_grace_s - ctx.clock.timestamp()
-
-
 def _count_resubmission(ctx: EngineContext, task: Task) -> None:
     ctx.metrics.resubmissions.labels(task.provider, task.model).inc()
     log.warning(
-        "task %s (%s): submitting again; the submit started at %s was never recorded, so %s "
-        "may run this generation twice",
+        "task %s (%s): submitting again; the submit started at %s was never recorded and %s "
+        "lists no task for it (should its list be late, this generation runs twice)",
         task.id,
         task.request_id,
         task.submit_started_at,

@@ -77,6 +77,12 @@ class Metrics:
             ["provider", "model"],
             registry=r,
         )
+        self.submit_lookups = Counter(
+            "video_upstream_submit_lookups_total",
+            "Lost submits looked up in the vendor's task list, by outcome (adopted, none).",
+            ["provider", "outcome"],
+            registry=r,
+        )
         self.takeovers = Counter(
             "video_tasks_taken_over_total",
             "Tasks claimed after another instance's lease expired.",

@@ -48,6 +48,11 @@ class TaskStore(Protocol):
 
     async def find_by_request_id(self, request_id: str) -> Task | None: ...
 
+    async def upstream_ids_since(self, provider: str, model: str, since: datetime) -> set[str]:
+        """The upstream task ids of `model`'s tasks submitted since `since` (they belong to
+        known tasks: never adopted when a lost submit is looked up)."""
+        ...
+
     # --- moving a task ------------------------------------------------------------------------
 
     async def move(
@@ -65,7 +70,11 @@ class TaskStore(Protocol):
         ...
 
     async def record_submit(
-        self, task_id: str, ticket: str, changes: Mapping[str, Any], events: Sequence[OutboxEntry]
+        self,
+        task_id: str,
+        ticket: str | None,
+        changes: Mapping[str, Any],
+        events: Sequence[OutboxEntry],
     ) -> Task | None:
         """Record the vendor's answer to the submit `ticket`, whoever holds the task now, as long
         as the task is still waiting for that very submit. None otherwise."""

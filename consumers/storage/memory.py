@@ -60,6 +60,17 @@ class MemoryTaskStore:
         task_id = self._by_request.get(request_id)
         return self._load(task_id) if task_id else None
 
+    async def upstream_ids_since(self, provider: str, model: str, since: datetime) -> set[str]:
+        return {
+            d["upstream_task_id"]
+            for d in self._tasks.values()
+            if d["provider"] == provider
+            and d["model"] == model
+            and d.get("upstream_task_id")
+            and d.get("submitted_at") is not None
+            and d["submitted_at"] >= since
+        }
+
     # --- moving a task ------------------------------------------------------------------------
 
     async def move(
@@ -79,7 +90,11 @@ class MemoryTaskStore:
         return self._apply(doc, changes, events)
 
     async def record_submit(
-        self, task_id: str, ticket: str, changes: Mapping[str, Any], events: Sequence[OutboxEntry]
+        self,
+        task_id: str,
+        ticket: str | None,
+        changes: Mapping[str, Any],
+        events: Sequence[OutboxEntry],
     ) -> Task | None:
         doc = self._tasks.get(task_id)
         if doc is None or doc["status"] != "accepted" or doc.get("submit_ticket") != ticket:

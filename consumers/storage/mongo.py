@@ -85,6 +85,13 @@ class MongoTaskStore:
     async def find_by_request_id(self, request_id: str) -> Task | None:
         return _task(await self.tasks.find_one({"request_id": request_id}))
 
+    async def upstream_ids_since(self, provider: str, model: str, since: datetime) -> set[str]:
+        cursor = self.tasks.find(
+            {"provider": provider, "model": model, "submitted_at": {"$gte": since}},
+            {"upstream_task_id": 1},
+        )
+        return {doc["upstream_task_id"] async for doc in cursor if doc.get("upstream_task_id")}
+
     # --- moving a task ------------------------------------------------------------------------
 
     async def move(
@@ -102,7 +109,11 @@ class MongoTaskStore:
         return await self._update(guard, changes, events)
 
     async def record_submit(
-        self, task_id: str, ticket: str, changes: Mapping[str, Any], events: Sequence[OutboxEntry]
+        self,
+        task_id: str,
+        ticket: str | None,
+        changes: Mapping[str, Any],
+        events: Sequence[OutboxEntry],
     ) -> Task | None:
         guard = {"_id": task_id, "status": "accepted", "submit_ticket": ticket}
         return await self._update(guard, changes, events)

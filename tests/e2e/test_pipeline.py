@@ -115,7 +115,7 @@ async def test_same_request_id_three_times_starts_one_generation(
     assert [e["status"] for e in statuses] == [*LIFECYCLE, "completed", "completed"]
     # A re-publish is the same event: consumers can drop it by event_id.
     assert statuses[-1]["event_id"] == statuses[-2]["event_id"] == statuses[4]["event_id"]
-    assert await sim.generations(request_id=request_id) == 1
+    assert await sim.generations(request_id_prefix=f"{request_id}-") == 1
     assert len(collector.events(request_id, deployment.topics.completed)) == 1
     assert len(await deployment.tasks()) == 1
 

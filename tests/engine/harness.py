@@ -76,7 +76,9 @@ class FaultyStore(MemoryTaskStore):
         await self._fault("move", task, owner, changes)
         return await super().move(task, owner, changes, *args, **kw)
 
-    async def record_submit(self, task_id: str, ticket: str, changes: Any, events: Any) -> Any:
+    async def record_submit(
+        self, task_id: str, ticket: str | None, changes: Any, events: Any
+    ) -> Any:
         await self._fault("record_submit", task_id)
         return await super().record_submit(task_id, ticket, changes, events)
 
@@ -130,6 +132,7 @@ def settings(tmp_path: Path, **overrides: Any) -> Settings:
         "retry_max_s": 0.05,
         "lease_ttl_s": 3.0,
         "submit_record_grace_s": 0.3,
+        "submit_resolve_after_s": 0.3,
         "metrics_port": 0,
     }
     values.update({k: v for k, v in overrides.items() if not k.startswith(VENDORS)})

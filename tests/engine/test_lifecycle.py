@@ -17,13 +17,10 @@ async def test_a_request_completes_with_one_generation(world: World) -> None:
     await world.send(body)
     assert await world.finished(body["request_id"]) == "completed"
     events = world.kafka.events(body["request_id"])
-    assert [e["status"] for e in events] == [
-        "accepted",
-        "submitted",
-        "running",
-        "downloading",
-        "completed",
-    ][: len(events)]
+    statuses = [e["status"] for e in events]
+    order = ["accepted", "submitted", "running", "downloading", "completed"]
+    assert statuses == [s for s in order if s in statuses]  # in order; running may be skipped
+    assert statuses[:2] == ["accepted", "submitted"] and statuses[-2:] == order[-2:]
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     assert all(e["metadata"] == {"order": 7} for e in events)
     (completed,) = world.kafka.events(body["request_id"], "video.completed")
@@ -66,18 +63,6 @@ async def test_throttling_is_retried_then_completes(world: World) -> None:
     world.sim.faults.add(rule)
     await world.send(body)
     assert await world.finished(body["request_id"]) == "completed"
-
-
-async def test_a_submit_with_an_unknown_outcome_is_never_resent(world: World) -> None:
-    engine = world.start_engine()
-    await engine.start()
-    body = request()
-    world.sim.faults.add({"action": "504", "route": "submit", "times": 1})
-    await world.send(body)
-    assert await world.finished(body["request_id"]) == "failed"
-    failed = world.kafka.events(body["request_id"])[-1]
-    assert failed["error"]["code"] == "upstream_unavailable"
-    assert "may have been taken" in failed["error"]["message"]
 
 
 async def test_a_provider_without_a_key_fails_naming_the_variable(world: World) -> None:

@@ -230,3 +230,14 @@ async def test_slots_are_renewed_and_kept_by_their_new_owner(store: TaskStore) -
     assert not await store.claim_slot("run:k", 1, "t2", "b", after, after), "renewed: still held"
     assert await store.keep_slot("run:k", "t1", "b", now + timedelta(seconds=60))
     assert not await store.keep_slot("run:k", "t9", "b", now)
+
+
+async def test_upstream_ids_of_a_model_since_a_time(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    old = make_task(upstream_task_id="u-old", submitted_at=now - timedelta(seconds=60))
+    new = make_task(upstream_task_id="u-new", submitted_at=now)
+    other = make_task(model="cogvideox-2", upstream_task_id="u-other", submitted_at=now)
+    waiting = make_task()
+    await store.insert_many([old, new, other, waiting])
+    since = now - timedelta(seconds=5)
+    assert await store.upstream_ids_since("zhipuai", "cogvideox-flash", since) == {"u-new"}
