@@ -5,9 +5,9 @@ The entries (comma-separated, case-insensitive; a trailing dot and IPv6 brackets
 - `name` or an IP address: a host *equal* to it is trusted as the operator named it on purpose
   (e.g. `127.0.0.1` for the local simulator): any scheme (http or https), any port, any address.
   A *subdomain* of a name is checked (below). An IP address or `localhost` matches only itself.
-- `.name` (leading dot): subdomains only, all checked; `name` itself is not allowed. The
-  providers' defaults have this form (`.aliyuncs.com`, `.chatglm.cn`, `.bigmodel.cn`), so none
-  of their hosts is ever trusted unchecked.
+- `.name` (leading dot, or `*.name`): subdomains only, all checked; `name` itself is not
+  allowed. The providers' defaults have this form (`.aliyuncs.com`, `.chatglm.cn`,
+  `.bigmodel.cn`), so none of their hosts is ever trusted unchecked.
 
 A checked host must be reached over https on the default port (443), must have no label ending
 in `-internal` (Alibaba Cloud's VPC-internal endpoints such as
@@ -112,7 +112,7 @@ def _match(host: str, allowed: Sequence[str]) -> str | None:
     host_is_ip = _is_ip(host)
     found = None
     for raw in allowed:
-        entry = raw.strip().lower().rstrip(".").strip("[]")
+        entry = raw.strip().lower().rstrip(".").strip("[]").removeprefix("*")
         subdomains_only = entry.startswith(".")
         entry = entry.lstrip(".")
         if not entry:

@@ -352,6 +352,18 @@ def test_the_default_allow_list(url: str, allowed: bool) -> None:
     assert host_allowed(url, DEFAULTS) is allowed
 
 
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://a.example.com/v.mp4", True),
+        ("https://example.com/v.mp4", False),
+        ("http://a.example.com/v.mp4", False),
+    ],
+)
+def test_a_star_entry_means_subdomains_only(url: str, allowed: bool) -> None:
+    assert host_allowed(url, ["*.example.com"]) is allowed
+
+
 # --- the mechanism: TLS verified for the name while connecting to the address ----------------
 
 
