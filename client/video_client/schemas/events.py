@@ -170,6 +170,12 @@ class VideoFile(BaseModel):
     duration: float | None = None
     width: int | None = None
     height: int | None = None
+    # Set when the service uploads videos to object storage (OBJECT_STORE_*): the object's key
+    # in the bucket, a URL other hosts can fetch it from, and when that URL stops working
+    # (null for a public URL, which does not expire).
+    object_key: str | None = None
+    object_url: str | None = None
+    object_url_expires_at: str | None = None
 
 
 class TaskResult(BaseModel):
