@@ -477,9 +477,9 @@ class TaskView:
             table.add_column(column, overflow="fold")
         for video in result.videos:
             where = video.local_path
-            url = getattr(video, "object_url", None)
-            if url:
-                where = f"{where}\n{url}"
+            if video.object_url:  # uploaded to object storage: fetchable from other hosts
+                expiry = video.object_url_expires_at
+                where += f"\n{video.object_url}" + (f"\n(until {expiry})" if expiry else "")
             table.add_row(
                 str(video.index),
                 where,
