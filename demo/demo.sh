@@ -56,8 +56,17 @@ wait_http() { # wait_http URL WHAT LOGFILE
 start_everything() {
     mkdir -p "$RUN"
     say "local Kafka and MongoDB-wire server"
+    local port
     for service in kafka mongo; do
-        if ! "$SERVICES" status "$service" >/dev/null 2>&1; then started_services+=("$service"); fi
+        [[ $service == kafka ]] && port=${KAFKA_PORT:-9092} || port=${MONGO_PORT:-27017}
+        if "$SERVICES" status "$service" >/dev/null 2>&1; then continue; fi
+        # Something else already serves it (DEVSERVICES_EXTERNAL=1, docker compose, another
+        # checkout): use it as it is.
+        if [[ ${DEVSERVICES_EXTERNAL:-0} == 1 ]] || (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$service: using what listens on 127.0.0.1:$port"
+            continue
+        fi
+        started_services+=("$service")
     done
     if ((${#started_services[@]})); then "$SERVICES" start "${started_services[@]}"; else echo "already running"; fi
 
