@@ -339,8 +339,10 @@ async def defaults() -> None:
     # DashScope's documented limits let 2 tasks per model run, 10 over its five models.
     wanx = [m for m in VALID_PARAMETERS if m.startswith("wanx")]
     # Durations that are no multiple of the poll interval, so polls do not fall in step with ends.
-    timing = {m: {"queued_s": 0.0, "running_s": 7.3 + 1.37 * n} for n, m in enumerate(wanx)}
-    async with Bench({"model_timing": timing}, {}, vendor_limits=True) as bench:
+    wanx_timing: dict[str, Any] = {
+        m: {"queued_s": 0.0, "running_s": 7.3 + 1.37 * n} for n, m in enumerate(wanx)
+    }
+    async with Bench({"model_timing": wanx_timing}, {}, vendor_limits=True) as bench:
         requests = []
         for n in range(4):
             for model in wanx:
