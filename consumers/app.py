@@ -9,6 +9,7 @@ nothing and needs no secret. The in-process tests pass their own `connect`.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from faststream import ContextRepo, FastStream
+from faststream import AsyncAPI, ContextRepo, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.response import KafkaPublishCommand
@@ -40,6 +41,7 @@ from consumers.subscribers.intake import Intake
 from providers.base import Provider
 from providers.registry import create_providers
 from providers.settings import ProviderSettings
+from schemas.events import CompletedEvent, DeadLetterEvent, StatusEvent
 
 log = logging.getLogger("video.app")
 
@@ -115,7 +117,8 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
             finally:
                 await health.stop()
 
-    app = FastStream(broker, lifespan=lifespan)
+    _declare_outputs(broker, settings)
+    app = FastStream(broker, lifespan=lifespan, specification=_specification())
     app.after_startup(start_engine)
     app.on_shutdown(stop_gracefully(requests_subscriber, cancel_subscriber))
     return app
@@ -136,6 +139,38 @@ def stop_gracefully(*subscribers: Any) -> Callable[[ContextRepo], Awaitable[None
         await context.get("engine").stop()
 
     return stop
+
+
+def _declare_outputs(broker: KafkaBroker, settings: Settings) -> None:
+    """The output topics and their events, for the AsyncAPI document (`make docs`). Events are
+    sent through the outbox's publisher; these declarations only describe them."""
+    for topic, model in (
+        (settings.topic_status, StatusEvent),
+        (settings.topic_completed, CompletedEvent),
+        (settings.topic_dlq, DeadLetterEvent),
+    ):
+        broker.publisher(topic, schema=model, description=model.__doc__)
+
+
+def _specification() -> AsyncAPI:
+    return AsyncAPI(
+        title="video-service",
+        version=_version(),
+        description=(
+            "Video requests come in on Kafka; each becomes one generation at an upstream AI "
+            "vendor (Alibaba DashScope, Zhipu BigModel), followed to the end, its video "
+            "downloaded and checked. Every step of every task goes out on the status topic, a "
+            "completed event when it succeeded, and input that cannot be accepted goes to the "
+            "dead-letter topic."
+        ),
+    )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("video-service")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 def _broker(settings: Settings, metrics: Metrics) -> KafkaBroker:

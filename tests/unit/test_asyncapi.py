@@ -41,7 +41,6 @@ def test_it_documents_the_input_topics(generated: str) -> None:
     assert {"video.requests", "video.cancel"} <= addresses
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the service does not declare them yet")
 def test_it_documents_all_five_topics_with_payload_schemas(generated: str) -> None:
     document = json.loads(generated)
     addresses = {c["address"] for c in document["channels"].values()}
