@@ -26,6 +26,7 @@ from faststream.response.publish_type import PublishType
 from pymongo import AsyncMongoClient
 
 from consumers.engine.engine import Engine
+from consumers.media.objects import ObjectSink
 from consumers.messaging.kafka import ensure_topics, security
 from consumers.messaging.publisher import COMPLETED, STATUS, EventPublisher, Send
 from consumers.operations.health import HealthServer
@@ -53,6 +54,7 @@ class Connections:
     store: TaskStore
     providers: Mapping[str, Provider]
     http: httpx.AsyncClient  # for downloads
+    objects: ObjectSink | None = None  # where checked videos are uploaded, if anywhere
 
 
 Connect = Callable[[Settings], AbstractAsyncContextManager[Connections]]
@@ -60,7 +62,9 @@ Connect = Callable[[Settings], AbstractAsyncContextManager[Connections]]
 
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[Connections]:
-    """The real ones: topics created, MongoDB, the vendors, an HTTP client for downloads."""
+    """The real ones: topics created, MongoDB, the vendors, an HTTP client for downloads, and
+    the object store when one is configured."""
+    objects = ObjectSink.from_env()  # a bad value: ValueError naming it, before anything starts
     await ensure_topics(settings)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongodb_url.get_secret_value(), tz_aware=True
@@ -76,8 +80,12 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
     )
     try:
         await store.ensure_indexes()
-        yield Connections(store, providers, http)
+        if objects is not None:
+            await objects.start()
+        yield Connections(store, providers, http, objects)
     finally:
+        if objects is not None:
+            await objects.close()
         await http.aclose()
         for provider in providers.values():
             await provider.aclose()
@@ -209,6 +217,7 @@ def _assemble(
         providers=connections.providers,
         metrics=metrics,
         http=connections.http,
+        objects=connections.objects,
     )
     intake = Intake(
         store=connections.store,

@@ -17,6 +17,7 @@ from consumers.engine.polling import PollPlanner
 from consumers.engine.rates import VendorRates
 from consumers.engine.scheduler import Alarm
 from consumers.engine.slots import Slots
+from consumers.media.objects import ObjectSink
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
@@ -56,6 +57,7 @@ class EngineContext:
     gate: SubmitGate = field(default_factory=SubmitGate)
     leases_fresh: Callable[[], bool] = lambda: True
     downloads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(32))
+    objects: ObjectSink | None = None  # checked videos are uploaded there too, when set
 
     @property
     def owner(self) -> str:

@@ -27,6 +27,7 @@ from consumers.engine.scheduler import Alarm, Scheduler
 from consumers.engine.slots import Slots
 from consumers.errors import INFRA_ERRORS
 from consumers.media.files import sweep_parts
+from consumers.media.objects import ObjectSink
 from consumers.messaging.publisher import EventPublisher
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
@@ -49,6 +50,7 @@ class Engine:
         metrics: Metrics,
         http: httpx.AsyncClient,
         clock: Clock | None = None,
+        objects: ObjectSink | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -84,6 +86,7 @@ class Engine:
             gate=self.gate,
             leases_fresh=self.leases.fresh,
             downloads=asyncio.Semaphore(settings.max_concurrent_downloads),
+            objects=objects,
         )
         self.leases.renew_slots = self.ctx.slots.renew
         self.cancels = CancelDesk(

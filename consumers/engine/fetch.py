@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from consumers.engine.clock import seconds_between
 from consumers.engine.context import EngineContext
 from consumers.errors import LeaseLost
-from consumers.media.download import download_video, existing_video
+from consumers.media.download import DownloadError, download_video, existing_video
+from consumers.media.objects import ObjectSink, ObjectStoreError
 from consumers.messaging.events import completed_event
 from consumers.storage.task import PlannedVideo, Task
 from schemas.events import TaskResult, Timings, VideoFile
@@ -55,7 +57,7 @@ async def _one(ctx: EngineContext, video: PlannedVideo) -> VideoFile:
         max_bytes=ctx.settings.max_video_bytes,
         allowed_hosts=ctx.allowed_hosts,
     )
-    return VideoFile(
+    file = VideoFile(
         index=video.index,
         url=video.url,
         cover_image_url=video.cover_image_url,
@@ -67,6 +69,24 @@ async def _one(ctx: EngineContext, video: PlannedVideo) -> VideoFile:
         duration=saved.duration,
         width=saved.width,
         height=saved.height,
+    )
+    return file if ctx.objects is None else await _upload(ctx.objects, file)
+
+
+async def _upload(objects: ObjectSink, file: VideoFile) -> VideoFile:
+    """Upload the checked video for other hosts; the key follows the file name, so a task done
+    again after a crash finds its object already there (and does not send it twice)."""
+    key = objects.key_for(file.filename)
+    try:
+        stored = await objects.upload(Path(file.local_path), key, file.sha256, file.size_bytes)
+    except ObjectStoreError as exc:  # the sink retried already: the task ends download_failed
+        raise DownloadError(str(exc)) from None
+    return file.model_copy(
+        update={
+            "object_key": stored.object_key,
+            "object_url": stored.object_url,
+            "object_url_expires_at": stored.object_url_expires_at,
+        }
     )
 
 
@@ -98,3 +118,6 @@ async def _complete(ctx: EngineContext, task: Task, files: Sequence[VideoFile]) 
         task, TaskStatus.COMPLETED, changes, entries=[status_entry, completed_entry]
     )
     await ctx.slots.release(task.id)
+    if ctx.objects is not None and ctx.objects.settings.delete_local_after_upload:
+        for file in files:  # opted in: the object store keeps the video (README, "Videos")
+            await asyncio.to_thread(Path(file.local_path).unlink, missing_ok=True)

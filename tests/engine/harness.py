@@ -22,6 +22,7 @@ from pymongo.errors import AutoReconnect
 
 from consumers.engine.clock import Clock
 from consumers.engine.engine import Engine
+from consumers.media.objects import ObjectSink
 from consumers.messaging.publisher import COMPLETED, STATUS, EventPublisher
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
@@ -180,7 +181,10 @@ class World:
         return self.engines[0]
 
     def start_engine(
-        self, local_clock: Callable[[], float] = time.time, **overrides: Any
+        self,
+        local_clock: Callable[[], float] = time.time,
+        objects: ObjectSink | None = None,
+        **overrides: Any,
     ) -> Engine:
         config = settings(self.tmp_path, **overrides)
         transport = httpx.ASGITransport(self.sim_app)
@@ -196,6 +200,7 @@ class World:
             metrics=metrics,
             http=httpx.AsyncClient(transport=transport),
             clock=Clock(local_clock),
+            objects=objects,
         )
         self.engines.append(engine)
         self.intakes[engine.owner] = Intake(
