@@ -78,6 +78,15 @@ bench: install services
 	$(PY) -m benchmarks.pipeline throughput --tasks 2000
 	$(PY) -m benchmarks.pipeline in-flight --tasks 10000 --generation-s 120 --window-s 60
 
+# The fuzz tier at scale (needs the services): hostile records interleaved with valid requests
+# through the real service; prints figures, fails on a broken guarantee (FUZZ_ARGS='--seed N').
+FUZZ_RECORDS ?= 20000
+FUZZ_ARGS ?=
+.PHONY: fuzz
+fuzz: install services
+	$(PY) -m benchmarks.fuzz --records $(FUZZ_RECORDS) $(FUZZ_ARGS)
+	$(PY) -m benchmarks.fuzz --records $$(( $(FUZZ_RECORDS) / 4 )) --auth jwt $(FUZZ_ARGS)
+
 # One command on a fresh clone: installs, starts the local services (those not running yet), the
 # vendor simulator and the service, sends one request to each vendor with the CLI, shows their
 # progress live, prints where the videos are, and stops what it started (demo/demo.sh).

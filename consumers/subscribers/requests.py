@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 
@@ -27,6 +30,9 @@ log = logging.getLogger("video.requests")
 BATCH_MAX_RECORDS = 500
 RETRY_PAUSE_S = 1.0  # before a failed batch is read again (MongoDB or Kafka unreachable)
 RETRY_PAUSE_MAX_S = 30.0  # the pause doubles with each failure in a row, up to this
+# A rebalance waits this long at most for the batch in hand (the group coordinator waits
+# `session_timeout_ms`, 10 s by default, for its members to rejoin).
+REVOKE_WAIT_S = 5.0
 
 
 class Retries:
@@ -40,8 +46,41 @@ class Retries:
         return float(min(RETRY_PAUSE_S * 2 ** (self.failures - 1), RETRY_PAUSE_MAX_S))
 
 
+class BatchInHand(ConsumerRebalanceListener):
+    """Lets a rebalance wait until the batch in hand is stored and committed.
+
+    A rebalance (an instance, or this instance's own cancel consumer, joining or leaving the
+    group) resets the positions of the partitions it reassigns to their last commit: a batch
+    still being handled would be read again, and its dead letters sent twice. Waiting for it in
+    `on_partitions_revoked`, while the old assignment still holds, lets its commit land first;
+    aiokafka hands out no new records until the new assignment is known.
+    """
+
+    def __init__(self) -> None:
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._idle.set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await asyncio.wait_for(self._idle.wait(), REVOKE_WAIT_S)
+        except TimeoutError:
+            log.warning("rebalance: the batch in hand is still running; it may be read again")
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
 def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
     router = KafkaRouter()
+    in_hand = BatchInHand()
     subscriber = router.subscriber(
         Topic(settings.topic_requests, declare=False),
         group_id=settings.kafka_group_id,
@@ -53,6 +92,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         parser=lenient_batch,  # no header value can make FastStream drop a batch
         decoder=undecoded,
         no_reply=True,  # a `reply_to` header must not make the service publish anywhere
+        listener=in_hand,
     )
     retries = Retries()
 
@@ -62,27 +102,28 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         intake: Annotated[Intake, Context("intake")],
         backpressure: Annotated[Backpressure, Context("backpressure")],
     ) -> None:
-        records = [Record.from_kafka(r) for r in msg.raw_message]
-        try:
-            await intake.handle(records)
-        except Exception as exc:
-            pause = retries.pause_s()
-            if isinstance(exc, INFRA_ERRORS):
-                log.warning(
-                    "batch of %d requests not stored (%r); read again in %.0f s",
-                    len(records),
-                    exc,
-                    pause,
-                )
-            else:  # intake isolates records; reaching here is a bug, not a record's fault
-                log.exception(
-                    "batch of %d requests failed; read again in %.0f s", len(records), pause
-                )
-            await asyncio.sleep(pause)
-            await _settle(msg.nack, "rewind")
-            return
-        retries.failures = 0
-        await _settle(msg.ack, "commit")
+        async with in_hand.handling():
+            records = [Record.from_kafka(r) for r in msg.raw_message]
+            try:
+                await intake.handle(records)
+            except Exception as exc:
+                pause = retries.pause_s()
+                if isinstance(exc, INFRA_ERRORS):
+                    log.warning(
+                        "batch of %d requests not stored (%r); read again in %.0f s",
+                        len(records),
+                        exc,
+                        pause,
+                    )
+                else:  # intake isolates records; reaching here is a bug, not a record's fault
+                    log.exception(
+                        "batch of %d requests failed; read again in %.0f s", len(records), pause
+                    )
+                await asyncio.sleep(pause)
+                await _settle(msg.nack, "rewind")
+                return
+            retries.failures = 0
+            await _settle(msg.ack, "commit")
         backpressure.check()
 
     return router, subscriber

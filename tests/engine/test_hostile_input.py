@@ -393,3 +393,27 @@ async def test_reply_topic_copies_add_no_metrics_series(tmp_path: Path) -> None:
         if "destination" in sample.labels
     }
     assert destinations and not any(d.startswith("shop.") for d in destinations), destinations
+
+
+# --- rebalances ---------------------------------------------------------------------------------
+
+
+async def test_a_rebalance_waits_for_the_batch_in_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    in_hand = requests_module.BatchInHand()
+    order: list[str] = []
+
+    async def batch() -> None:
+        async with in_hand.handling():
+            await asyncio.sleep(0.05)
+            order.append("stored and committed")
+
+    running = asyncio.create_task(batch())
+    await asyncio.sleep(0)
+    await in_hand.on_partitions_revoked(set())
+    order.append("revoked")
+    await running
+    assert order == ["stored and committed", "revoked"]
+
+    monkeypatch.setattr(requests_module, "REVOKE_WAIT_S", 0.01)
+    async with in_hand.handling():  # a batch stuck in an outage holds a rebalance up no longer
+        await in_hand.on_partitions_revoked(set())

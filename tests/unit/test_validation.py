@@ -204,6 +204,7 @@ def test_nesting_is_bounded_at_32_levels(field: str) -> None:
         ({"parameters": {"prompt": "a \ud83d cat"}}, "parameters: holds text"),
         ({"user_id": 7}, "user_id: Input should be a valid string"),
         ({"metadata": {"n": 2**63}}, "metadata: holds an integer beyond 64 bits"),
+        ({"metadata": {"a": {"k\u0000": 1}}}, "metadata: holds a key with a NUL character"),
         ({"metadata": {"n": [-(2**63) - 1]}}, "metadata: holds an integer beyond 64 bits"),
         ({"metadata": [1]}, "metadata: Input should be a valid dictionary"),
     ],
@@ -217,7 +218,7 @@ def test_field_bounds(fields: dict[str, Any], fragment: str) -> None:
 
 
 def test_bounded_lengths_are_accepted() -> None:
-    metadata = {"n": [2**63 - 1, -(2**63)], "f": 1.5e308}
+    metadata = {"n": [2**63 - 1, -(2**63)], "f": 1.5e308, "nul": "a\u0000b"}
     outcome = check({**GOOD, "user_id": "u" * 256, "tenant_id": "t" * 256, "metadata": metadata})
     assert isinstance(outcome, Accepted)
 

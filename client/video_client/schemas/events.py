@@ -54,7 +54,7 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what MongoDB and most JSON readers tak
 def content_problem(value: Any) -> str | None:
     """What in `value` no event, log line or store takes, if anything: a string (keys
     included) that cannot be written as UTF-8 (a lone surrogate such as the JSON escape
-    `"\\ud800"`), or an integer beyond 64 bits."""
+    `"\\ud800"`), a key holding a NUL character, or an integer beyond 64 bits."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -67,6 +67,8 @@ def content_problem(value: Any) -> str | None:
             if not INT_MIN <= item <= INT_MAX:
                 return "holds an integer beyond 64 bits"
         elif isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return "holds a key with a NUL character"
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
