@@ -6,7 +6,9 @@
 #     $RUN_DIR/mongo/data.mv across stop/start; `reset` deletes it. MONGO_STORAGE=memory selects
 #     the in-memory backend instead (every start is an empty server).
 #
-# Usage: devservices/services.sh start|stop|status|restart|reset [kafka|mongo ...]
+# Usage: devservices/services.sh start|stop|status|restart|reset [--keep-data] [kafka|mongo ...]
+# --keep-data (or KAFKA_KEEP_DATA=1): `stop` leaves Kafka's data dir in place and `start` reuses
+# it (same cluster, topics, records and committed offsets) instead of formatting a new cluster.
 # See devservices/README.md for ports, environment overrides and caches.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
@@ -28,6 +30,7 @@ MONGO_LOG_LEVEL=${MONGO_LOG_LEVEL:-warn}
 MONGO_STORAGE=${MONGO_STORAGE:-disk} # disk (H2 MVStore file MONGO_DATA_FILE) or memory
 MONGO_DATA_FILE=$RUN_DIR/mongo/data.mv
 READY_TIMEOUT=${DEVSERVICES_READY_TIMEOUT:-120}
+KAFKA_KEEP_DATA=${KAFKA_KEEP_DATA:-0} # 1 = as --keep-data: stop keeps, start reuses Kafka's data
 export KAFKA_PORT KAFKA_SASL_PORT MONGO_PORT
 
 # SASL users (dev only). PLAIN users live in the JAAS config; SCRAM credentials are written
@@ -198,7 +201,7 @@ node.id=1
 controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+$(kafka_listeners)
 advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 
@@ -250,6 +253,10 @@ plain_users() {
     echo "${out% }"
 }
 
+kafka_listeners() { # the listeners line of server.properties, for the current ports
+    echo "listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT"
+}
+
 start_kafka() {
     local pid dir=$RUN_DIR/kafka logfile=$RUN_DIR/logs/kafka.log
     if pid=$(running_pid kafka); then
@@ -260,36 +267,51 @@ start_kafka() {
     require_free_ports kafka KAFKA_PORT="$KAFKA_PORT" KAFKA_SASL_PORT="$KAFKA_SASL_PORT" \
         KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT"
     check_java
-    local cpfile cp cluster_id u
+    local cpfile cp cluster_id u reuse=0
     cpfile=$(maven_classpath kafka)
     cp=$(<"$cpfile")
-    rm -rf "$dir"
-    mkdir -p "$dir/data"
-    write_kafka_config "$dir"
-    cluster_id=$("$PYTHON" -c 'import base64, uuid
+    if [[ $KAFKA_KEEP_DATA == 1 && -f $dir/data/meta.properties ]]; then
+        # The controller's own address is part of the stored cluster metadata (the voter set
+        # written by `format --standalone`): the kept data only works on the same ports.
+        local kept
+        kept=$(grep -s '^listeners=' "$dir/server.properties" || true)
+        [[ $kept == "$(kafka_listeners)" ]] \
+            || die "kafka: the data kept in $dir/data belongs to a broker with '${kept:-unknown listeners}', not '$(kafka_listeners)' (KAFKA_PORT, KAFKA_SASL_PORT, KAFKA_CONTROLLER_PORT). Start it on those ports, or without --keep-data for a new cluster."
+        reuse=1
+        write_kafka_config "$dir"
+    else
+        rm -rf "$dir"
+        mkdir -p "$dir/data"
+        write_kafka_config "$dir"
+    fi
+    local log4j=(-Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$RUN_DIR/logs")
+    if ((reuse == 0)); then
+        cluster_id=$("$PYTHON" -c 'import base64, uuid
 while True:
     s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     if not s.startswith("-"):
         print(s)
         break')
-    local scram=()
-    for u in "${SASL_USERS[@]}"; do
-        scram+=(--add-scram "SCRAM-SHA-256=[name=${u%%:*},password=${u#*:}]")
-        scram+=(--add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]")
-    done
-    local log4j=(-Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$RUN_DIR/logs")
-    if ! java -Xmx256m -XX:TieredStopAtLevel=1 "${log4j[@]}" -cp "$cp" kafka.tools.StorageTool format \
-        --standalone -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
-        >"$RUN_DIR/logs/kafka-format.log" 2>&1; then
-        cat "$RUN_DIR/logs/kafka-format.log" >&2
-        die "kafka: formatting the storage failed"
+        local scram=()
+        for u in "${SASL_USERS[@]}"; do
+            scram+=(--add-scram "SCRAM-SHA-256=[name=${u%%:*},password=${u#*:}]")
+            scram+=(--add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]")
+        done
+        if ! java -Xmx256m -XX:TieredStopAtLevel=1 "${log4j[@]}" -cp "$cp" kafka.tools.StorageTool format \
+            --standalone -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" \
+            >"$RUN_DIR/logs/kafka-format.log" 2>&1; then
+            cat "$RUN_DIR/logs/kafka-format.log" >&2
+            die "kafka: formatting the storage failed"
+        fi
     fi
     # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
     launch kafka "$logfile" java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true "${log4j[@]}" \
         -cp "$cp" kafka.Kafka "$dir/server.properties"
     pid=$(running_pid kafka) || die "kafka: exited at once; see $logfile"
-    log "kafka: starting (pid $pid) on $HOST:$KAFKA_PORT (PLAINTEXT) and $HOST:$KAFKA_SASL_PORT (SASL_PLAINTEXT)"
+    local data="new cluster"
+    ((reuse == 0)) || data="kept data of $dir/data"
+    log "kafka: starting (pid $pid) on $HOST:$KAFKA_PORT (PLAINTEXT) and $HOST:$KAFKA_SASL_PORT (SASL_PLAINTEXT), $data"
     wait_ready kafka "$pid" "$logfile"
 }
 
@@ -396,8 +418,11 @@ lock() {
 main() {
     local cmd=${1:-}
     shift || true
-    local services=("$@")
-    ((${#services[@]})) || services=("${ALL_SERVICES[@]}")
+    local services=() arg named=0
+    for arg in "$@"; do
+        if [[ $arg == --keep-data ]]; then KAFKA_KEEP_DATA=1; else services+=("$arg"); fi
+    done
+    ((${#services[@]})) && named=1 || services=("${ALL_SERVICES[@]}")
     local s
     for s in "${services[@]}"; do
         [[ $s == kafka || $s == mongo ]] || die "unknown service '$s' (kafka, mongo)"
@@ -412,12 +437,13 @@ main() {
         lock
         for s in "${services[@]}"; do
             stop_service "$s"
-            # Kafka starts a fresh cluster every time; mongo's data file stays (see reset).
-            if [[ $s == kafka ]]; then rm -rf "${RUN_DIR:?}/kafka/data"; fi
+            # Kafka's data goes unless kept (--keep-data, for a `start --keep-data` to reuse);
+            # mongo's data file stays (see reset).
+            if [[ $s == kafka && $KAFKA_KEEP_DATA != 1 ]]; then rm -rf "${RUN_DIR:?}/kafka/data"; fi
         done
         ;;
-    reset) # stop mongo and delete its data; Kafka keeps nothing across starts anyway
-        (($#)) || services=(mongo)
+    reset) # stop mongo and delete its data; `reset kafka` stops Kafka and deletes any kept data
+        ((named)) || services=(mongo)
         lock
         for s in "${services[@]}"; do
             stop_service "$s"
@@ -426,13 +452,15 @@ main() {
                 log "mongo: data deleted ($MONGO_DATA_FILE); the next start is empty"
             else
                 rm -rf "${RUN_DIR:?}/kafka/data"
-                log "kafka: nothing else to reset (every start formats a new cluster)"
+                log "kafka: data deleted; the next start formats a new cluster"
             fi
         done
         ;;
-    restart)
-        "$0" stop "${services[@]}"
-        "$0" start "${services[@]}"
+    restart) # with --keep-data, Kafka comes back with its topics, records and offsets
+        local keep=()
+        if [[ $KAFKA_KEEP_DATA == 1 ]]; then keep=(--keep-data); fi
+        "$0" stop "${keep[@]}" "${services[@]}"
+        "$0" start "${keep[@]}" "${services[@]}"
         ;;
     status)
         local rc=0
@@ -440,7 +468,7 @@ main() {
         return $rc
         ;;
     *)
-        echo "usage: $0 start|stop|status|restart|reset [kafka|mongo ...]" >&2
+        echo "usage: $0 start|stop|status|restart|reset [--keep-data] [kafka|mongo ...]" >&2
         exit 2
         ;;
     esac

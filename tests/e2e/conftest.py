@@ -135,13 +135,23 @@ class Deployment:
 
     async def start_instance(self, **overrides: str) -> ServiceProcess:
         name = f"instance-{len(self.instances)}"
-        env = self.env(
-            METRICS_PORT=str(free_port()), INSTANCE_ID=f"{name}-{uuid.uuid4().hex[:6]}", **overrides
-        )
-        instance = ServiceProcess(env, self.tmp_path / f"{name}.log")
-        self.instances.append(instance)
-        await instance.start()
-        return instance
+        instance_id = f"{name}-{uuid.uuid4().hex[:6]}"
+        for attempt in range(3):
+            env = self.env(METRICS_PORT=str(free_port()), INSTANCE_ID=instance_id, **overrides)
+            log = f"{name}.log" if attempt == 0 else f"{name}.retry{attempt}.log"
+            instance = ServiceProcess(env, self.tmp_path / log)
+            self.instances.append(instance)
+            try:
+                await instance.start()
+            except RuntimeError as exc:
+                # free_port() only found a port free a moment ago; on a machine shared with
+                # other test runs, another process may have taken it since: pick another.
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                self.instances.remove(instance)
+                continue
+            return instance
+        raise AssertionError("unreachable")
 
     async def wait_for_group(self, instances: int, timeout: float = 30.0) -> None:
         """Wait until `instances` instances share the partitions (a stable group).

@@ -2,72 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 
 import pytest
 
+from tests.e2e.checks import TERMINAL, assert_each_ended_once, batch, resubmissions
 from tests.e2e.conftest import KAFKA, Deployment, Simulator
 from tests.e2e.models import marked
-from tests.harness import ServiceProcess, request, send
+from tests.harness import request, send
 
 pytestmark = pytest.mark.integration
-
-TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def batch(label: str, count: int, models: tuple[str, ...]) -> list[tuple[str, str]]:
-    run = uuid.uuid4().hex[:6]
-    return [(f"{label}-{run}-{i}", models[i % len(models)]) for i in range(count)]
-
-
-def resubmissions(metrics_text: str) -> int:
-    """The survivor's count of submits repeated after a crash in the submit window."""
-    return int(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics_text.splitlines()
-            if line.startswith("video_upstream_resubmissions_total{")
-        )
-    )
-
-
-async def assert_each_ended_once(
-    deployment: Deployment, sim: Simulator, work: list[tuple[str, str]], survivor: ServiceProcess
-) -> None:
-    """Each task ended exactly once, completed; no task was generated twice except where the
-    instance died between sending a submit and recording the vendor's task id, and each of
-    those is counted by the instance that submitted again."""
-    collector = deployment.collector
-    extra_generations = 0
-    for request_id, _ in work:
-        statuses = [e["status"] for e in collector.events(request_id, deployment.topics.status)]
-        # Re-published events keep their event_id: count distinct ones.
-        distinct = {
-            e["event_id"]: e for e in collector.events(request_id, deployment.topics.status)
-        }
-        terminal = [e for e in distinct.values() if e["status"] in TERMINAL]
-        assert len(terminal) == 1, (request_id, statuses)
-        assert terminal[0]["status"] == "completed", (request_id, terminal[0])
-        sequences = sorted(e["sequence"] for e in distinct.values())
-        assert sequences == list(range(1, len(sequences) + 1)), (request_id, sequences)
-        generations = await sim.generations(prompt_contains=f"[{request_id}]")
-        assert generations >= 1, request_id
-        extra_generations += generations - 1
-    # A counted resubmission may also be one whose first attempt never reached the vendor.
-    assert extra_generations <= resubmissions(await survivor.metrics())
-    # Every file under a final name is whole; no temporary file is left behind.
-    names = Counter(p.suffix for p in deployment.video_dir.iterdir())
-    assert names[".part"] == 0
-    for task in await deployment.settled_tasks():
-        assert task["status"] == "completed" and task["active"] is False, {
-            k: task.get(k)
-            for k in ("request_id", "status", "active", "published", "lease_owner", "sequence")
-        } | {"events": len(task["events"])}
-        for video in task["result"]["videos"]:
-            with open(video["local_path"], "rb") as handle:
-                data = handle.read()
-            assert len(data) == video["size_bytes"] and data[4:8] == b"ftyp"
 
 
 async def test_sigkill_mid_flight_then_restart_finishes_every_task_once(
