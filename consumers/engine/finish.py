@@ -23,8 +23,9 @@ async def fail(
     if stop_upstream and task.status in _UPSTREAM_LIVE:
         # Before the status goes out: whoever reads it may rely on the vendor having stopped.
         await cancel_upstream(ctx, task)
+    _remove_files(ctx, task)
     ended = await ctx.outbox.move(task, TaskStatus.FAILED, {}, error=error)
-    await _clean_up(ctx, ended)
+    await ctx.slots.release(task.id)
     return ended
 
 
@@ -45,10 +46,11 @@ async def cancel(ctx: EngineContext, task: Task) -> Task:
         code=ErrorCode.CANCELLED,
         message=f"cancelled: {reason}" if reason else "cancelled by request",
     )
+    _remove_files(ctx, task)
     ended = await ctx.outbox.move(
         task, TaskStatus.CANCELLED, {}, error=error, even_if_cancelling=True
     )
-    await _clean_up(ctx, ended)
+    await ctx.slots.release(task.id)
     return ended
 
 
@@ -84,10 +86,9 @@ INTERNAL_ERROR = ErrorInfo(
 )
 
 
-async def _clean_up(ctx: EngineContext, task: Task) -> None:
-    """A task that ended without completing keeps no file: not even one whose download had
-    finished before a cancel or a timeout overtook it."""
+def _remove_files(ctx: EngineContext, task: Task) -> None:
+    """A task that ends without completing keeps no file, not even one whose download had
+    finished before a cancel or a timeout overtook it; gone before its status goes out."""
     for video in task.videos or ():
         remove_file(ctx.video_dir, video.temp_name)
         remove_file(ctx.video_dir, video.filename)
-    await ctx.slots.release(task.id)

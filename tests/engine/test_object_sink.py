@@ -64,7 +64,9 @@ async def test_the_local_copy_goes_only_when_asked(
     await world.send(body)
     assert await world.finished(body["request_id"]) == "completed"
     (completed,) = world.kafka.events(body["request_id"], "video.completed")
-    assert not Path(completed["result"]["videos"][0]["local_path"]).exists()
+    local = Path(completed["result"]["videos"][0]["local_path"])
+    # Removed once the task is recorded complete (just after its events go out).
+    await world.until(lambda: not local.exists(), timeout=2, what="the local copy removed")
     await objects.close()
 
 
