@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from consumers.storage.base import TaskStore
 
+MAX_ROUND_TRIP_S = 0.5
+
 
 class Clock:
     def __init__(self, local: Callable[[], float] = time.time) -> None:
@@ -34,6 +36,8 @@ class Clock:
         sent = self._local()
         database = (await store.clock()).timestamp()
         received = self._local()
+        if received - sent > MAX_ROUND_TRIP_S:
+            return  # blocked across an outage: the midpoint says nothing; keep the last offset
         self._offset_s = database - (sent + received) / 2
 
     @property

@@ -98,6 +98,12 @@ class Engine:
     def video_dir(self) -> Path:
         return self.ctx.video_dir
 
+    async def extend_leases(self, task_ids: Collection[str]) -> None:
+        """Leases of tasks just stored: their insert may have waited out a MongoDB outage, and
+        their lease, set before it, must not have run out by the time they land."""
+        if task_ids:
+            await self.store.renew_leases(self.owner, self.leases.until(), task_ids)
+
     def adopt(self, task: Task) -> None:
         """Drive a task this instance has just stored (its first step needs no read)."""
         if self.scheduler.adopt(task.id):

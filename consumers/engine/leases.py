@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from consumers.engine.clock import Clock
 from consumers.engine.scheduler import Scheduler
@@ -50,6 +51,10 @@ class LeaseKeeper:
         self._fresh_until = monotonic() + ttl_s * FRESH_FRACTION  # set at acceptance/adoption
         self._loops: list[asyncio.Task[None]] = []
         self.renew_slots: Callable[[], Awaitable[None]] | None = None  # set by the engine
+
+    def until(self) -> datetime:
+        """A lease taken or renewed now lasts until then (in the database's time)."""
+        return self.clock.after(self.ttl_s)
 
     def fresh(self) -> bool:
         return self._monotonic() < self._fresh_until

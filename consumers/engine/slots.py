@@ -12,6 +12,7 @@ instance asks first; each asks again at least every `RETRY_S`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -106,10 +107,11 @@ class Slots:
                 if await self._store.claim_slot(key, limit, task_id, self._owner, until, now):
                     return
             queue.changed.clear()
-            try:
-                await asyncio.wait_for(queue.changed.wait(), RETRY_S)
-            except TimeoutError:
-                pass
+            # Not asyncio.wait_for: in Python 3.11 it can swallow a cancellation that arrives
+            # as the event is set (a stopping instance's actor would carry on and submit).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RETRY_S):
+                    await queue.changed.wait()
 
     async def keep(self, task_id: str, tenant: str | None, provider: Provider, model: str) -> None:
         """Count a task that already runs upstream (resumed or taken over) as this instance's,

@@ -61,8 +61,13 @@ async def submit(
             "submit_attempts": attempt,
         },
     )
-    sent = _send_and_record(ctx, task, ticket, provider, spec)
-    return _after_submit(ctx, progress, await ctx.gate.run(task.id, sent))
+    try:
+        sent = ctx.gate.run(task.id, _send_and_record(ctx, task, ticket, provider, spec))
+    except ShuttingDown:
+        await _drop_ticket(ctx, task, ticket)  # closed since the check above: never sent
+        await ctx.slots.release(task.id)
+        raise
+    return _after_submit(ctx, progress, await sent)
 
 
 def _after_submit(ctx: EngineContext, progress: Progress, delay: float) -> float:
@@ -113,13 +118,13 @@ async def _send_and_record(
             on_send=ctx.gate.check_send,
         )
     except (ShuttingDown, LeaseLost) as exc:
-        await _drop_ticket(ctx, task)  # never sent: nothing left for the vendor
+        await _drop_ticket(ctx, task, ticket)  # never sent: nothing left for the vendor
         await ctx.slots.release(task.id)
         raise exc
     except ProviderError as exc:
         if exc.submit_not_taken or exc.already_exists:
             if exc.submit_not_taken:
-                await _drop_ticket(ctx, task)
+                await _drop_ticket(ctx, task, ticket)
             await ctx.slots.release(task.id)
             raise
         return _outcome_unknown(ctx, task, provider, exc)
@@ -176,11 +181,12 @@ def _outcome_unknown(
     return max(0.0, resolve.wait_s(ctx, task, provider))
 
 
-async def _drop_ticket(ctx: EngineContext, task: Task) -> None:
+async def _drop_ticket(ctx: EngineContext, task: Task, ticket: str) -> None:
+    """The submit never left: clear its ticket, whoever holds the task now (a takeover meanwhile
+    must not make it look like a lost submit)."""
     try:
-        changes = {"submit_ticket": None, "submit_started_at": None}
-        await ctx.outbox.update(task, changes, even_if_cancelling=True)
-    except Exception as exc:  # the next owner then waits out the grace first: slower, not wrong
+        await ctx.store.drop_ticket(task.id, ticket)
+    except Exception as exc:  # the next owner then looks it up first: slower, not wrong
         log.info("task %s: submit ticket not cleared (%r)", task.id, exc)
 
 

@@ -80,6 +80,10 @@ class TaskStore(Protocol):
         as the task is still waiting for that very submit. None otherwise."""
         ...
 
+    async def drop_ticket(self, task_id: str, ticket: str) -> None:
+        """Forget submit `ticket` (it was never sent), if the task still waits for it."""
+        ...
+
     async def request_cancel(
         self, task_id: str, reason: str | None, owner: str, lease_until: datetime, at: datetime
     ) -> Task | None:
@@ -93,7 +97,11 @@ class TaskStore(Protocol):
 
     # --- leases -------------------------------------------------------------------------------
 
-    async def renew_leases(self, owner: str, until: datetime) -> int: ...
+    async def renew_leases(
+        self, owner: str, until: datetime, task_ids: Collection[str] | None = None
+    ) -> int:
+        """Extend `owner`'s leases (only those of `task_ids`, when given)."""
+        ...
 
     async def held_task_ids(self, owner: str) -> set[str]: ...
 

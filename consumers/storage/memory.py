@@ -101,6 +101,11 @@ class MemoryTaskStore:
             return None
         return self._apply(doc, changes, events)
 
+    async def drop_ticket(self, task_id: str, ticket: str) -> None:
+        doc = self._tasks.get(task_id)
+        if doc is not None and doc["status"] == "accepted" and doc.get("submit_ticket") == ticket:
+            doc.update(submit_ticket=None, submit_started_at=None)
+
     async def request_cancel(
         self, task_id: str, reason: str | None, owner: str, lease_until: datetime, at: datetime
     ) -> Task | None:
@@ -119,8 +124,10 @@ class MemoryTaskStore:
 
     # --- leases -------------------------------------------------------------------------------
 
-    async def renew_leases(self, owner: str, until: datetime) -> int:
-        held = self._held(owner)
+    async def renew_leases(
+        self, owner: str, until: datetime, task_ids: Collection[str] | None = None
+    ) -> int:
+        held = [d for d in self._held(owner) if task_ids is None or d["_id"] in task_ids]
         for doc in held:
             doc["lease_until"] = until
         return len(held)

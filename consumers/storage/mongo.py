@@ -118,6 +118,12 @@ class MongoTaskStore:
         guard = {"_id": task_id, "status": "accepted", "submit_ticket": ticket}
         return await self._update(guard, changes, events)
 
+    async def drop_ticket(self, task_id: str, ticket: str) -> None:
+        await self.tasks.update_one(
+            {"_id": task_id, "status": "accepted", "submit_ticket": ticket},
+            {"$set": {"submit_ticket": None, "submit_started_at": None}},
+        )
+
     async def request_cancel(
         self, task_id: str, reason: str | None, owner: str, lease_until: datetime, at: datetime
     ) -> Task | None:
@@ -140,10 +146,13 @@ class MongoTaskStore:
 
     # --- leases -------------------------------------------------------------------------------
 
-    async def renew_leases(self, owner: str, until: datetime) -> int:
-        result = await self.tasks.update_many(
-            {"lease_owner": owner, "active": True}, {"$set": {"lease_until": until}}
-        )
+    async def renew_leases(
+        self, owner: str, until: datetime, task_ids: Collection[str] | None = None
+    ) -> int:
+        which: Document = {"lease_owner": owner, "active": True}
+        if task_ids is not None:
+            which["_id"] = {"$in": list(task_ids)}
+        result = await self.tasks.update_many(which, {"$set": {"lease_until": until}})
         return result.matched_count
 
     async def held_task_ids(self, owner: str) -> set[str]:

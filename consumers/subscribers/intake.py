@@ -135,6 +135,7 @@ class Intake:
         stored = [
             task for p, (_, task) in enumerate(accepted) if p not in duplicates and p not in failed
         ]
+        await self.engine.extend_leases([task.id for task in stored])
         await self.engine.cancels.apply_pending(stored)
         for task in stored:
             self.metrics.statuses.labels(task.provider, task.model, str(task.status)).inc()
@@ -195,13 +196,10 @@ class Intake:
             error.code,
             printable(error.message),
         )
-        confirmations = [self._send_dead_letter(record, error)]
+        # The status first: whoever waits for the dead letter finds the status already there.
         if rejected.publishes_status and rejected.request_id is not None:
-            confirmations.append(self._send_rejected_status(record, rejected, rejected.request_id))
-        results = await asyncio.gather(*confirmations, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+            await self._send_rejected_status(record, rejected, rejected.request_id)
+        await self._send_dead_letter(record, error)
 
     async def _send_dead_letter(self, record: Record, error: ErrorInfo) -> None:
         key = events.dead_letter_key(record.key)

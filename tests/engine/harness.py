@@ -83,9 +83,9 @@ class FaultyStore(MemoryTaskStore):
         await self._fault("record_submit", task_id)
         return await super().record_submit(task_id, ticket, changes, events)
 
-    async def renew_leases(self, owner: str, until: Any) -> int:
+    async def renew_leases(self, owner: str, until: Any, task_ids: Any = None) -> int:
         await self._fault("renew_leases", owner)
-        return await super().renew_leases(owner, until)
+        return await super().renew_leases(owner, until, task_ids)
 
     async def held_task_ids(self, owner: str) -> set[str]:
         await self._fault("held_task_ids", owner)

@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
 
+from consumers.engine.clock import Clock
 from consumers.messaging.kafka import new_topics
 from consumers.operations.health import HealthServer
 from consumers.settings import Settings
+from consumers.storage.memory import MemoryTaskStore
 from consumers.storage.task import Task
 from tests.engine.harness import World, request
 from tests.factories import make_task
@@ -27,11 +30,11 @@ async def test_a_lease_loop_survives_an_unexpected_error(world: World) -> None:
     calls: list[str] = []
     renew = world.store.renew_leases
 
-    async def flaky(owner: str, until: object) -> int:
+    async def flaky(owner: str, until: Any, task_ids: Any = None) -> int:
         calls.append(owner)
         if len(calls) == 1:
             raise ValueError("a bug, not an outage")
-        return await renew(owner, until)
+        return await renew(owner, until, task_ids)
 
     world.store.renew_leases = flaky  # type: ignore[method-assign]
     await engine.start()
@@ -138,3 +141,19 @@ async def test_running_slots_are_taken_in_arrival_order(world: World) -> None:
     assert [t.prompt for t in starts] == [b["parameters"]["prompt"] for b in bodies]
     for earlier, later in itertools.pairwise(starts):
         assert later.created >= earlier.ended - 0.05, "one running at a time"
+
+
+async def test_a_clock_sample_taken_across_an_outage_is_ignored() -> None:
+    ticks = [1000.0]
+    clock = Clock(lambda: ticks[0])
+    store = MemoryTaskStore(lambda: datetime.fromtimestamp(ticks[0] + 2.0, UTC))
+    await clock.sync(store)
+    assert clock.offset_s == 2.0
+
+    class Blocked(MemoryTaskStore):
+        async def clock(self) -> datetime:
+            ticks[0] += 10.0  # the answer came back only after a ten-second outage
+            return datetime.fromtimestamp(ticks[0] - 5.0, UTC)
+
+    await clock.sync(Blocked())
+    assert clock.offset_s == 2.0, "the midpoint of a blocked round trip says nothing"

@@ -241,3 +241,27 @@ async def test_upstream_ids_of_a_model_since_a_time(store: TaskStore) -> None:
     await store.insert_many([old, new, other, waiting])
     since = now - timedelta(seconds=5)
     assert await store.upstream_ids_since("zhipuai", "cogvideox-flash", since) == {"u-new"}
+
+
+async def test_a_ticket_never_sent_is_dropped_whoever_holds_the_task(store: TaskStore) -> None:
+    task = make_task(submit_ticket="t-1", submit_started_at=datetime.now(UTC))
+    await store.insert_many([task])
+    at = datetime.now(UTC)
+    await store.request_cancel(task.id, None, "someone-else", at, at)  # moved meanwhile
+    await store.drop_ticket(task.id, "t-0")
+    kept = await store.get(task.id)
+    assert kept is not None and kept.submit_ticket == "t-1"
+    await store.drop_ticket(task.id, "t-1")
+    dropped = await store.get(task.id)
+    assert dropped is not None and dropped.submit_ticket is None and not dropped.submit_unresolved
+
+
+async def test_leases_of_some_tasks_only(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    one, two = make_task(owner="a", lease_s=1), make_task(owner="a", lease_s=1)
+    await store.insert_many([one, two])
+    later = (now + timedelta(seconds=60)).replace(microsecond=0)  # MongoDB keeps milliseconds
+    assert await store.renew_leases("a", later, task_ids=[one.id]) == 1
+    renewed, kept = await store.get(one.id), await store.get(two.id)
+    assert renewed is not None and kept is not None
+    assert renewed.lease_until == later and kept.lease_until != later
