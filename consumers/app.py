@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
             )
             if settings.metrics_port:
                 await health.start()
+            await parts["engine"].open()  # leases renewed before intake can adopt anything
             try:
                 yield
             finally:

@@ -109,15 +109,25 @@ class Engine:
         if self.scheduler.adopt(task.id):
             self.outbox.remember(task)
 
-    async def start(self) -> None:
-        """Align with the database's clock, sweep old temporary files, start the leases (which
-        resume this instance's tasks and take over orphans)."""
+    async def open(self) -> None:
+        """Before the subscribers start (intake may adopt tasks at once): align with the
+        database's clock, load what was learned, keep leases fresh."""
         try:
             await self.clock.sync(self.store)
             await self.ctx.durations.load()
+        except INFRA_ERRORS as exc:
+            log.warning("start-up: %r; the clock and durations follow later", exc)
+        self.leases.start_renewing()
+
+    async def start(self) -> None:
+        """Once events can be published: sweep old temporary files, resume this instance's
+        tasks and take over orphans."""
+        if not self.leases.renewing:
+            await self.open()
+        try:
             await sweep_parts(self.video_dir, self._downloading_elsewhere)
         except INFRA_ERRORS as exc:
-            log.warning("start-up housekeeping skipped: %r", exc)
+            log.warning("temporary files not swept: %r", exc)
         self.leases.start()
 
     async def stop(self, grace_s: float = 30.0) -> None:

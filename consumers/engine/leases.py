@@ -56,19 +56,30 @@ class LeaseKeeper:
         """A lease taken or renewed now lasts until then (in the database's time)."""
         return self.clock.after(self.ttl_s)
 
+    @property
+    def renewing(self) -> bool:
+        return bool(self._loops)
+
     def fresh(self) -> bool:
         return self._monotonic() < self._fresh_until
 
+    def start_renewing(self) -> None:
+        """Keep this instance's leases (from the moment it may take requests in)."""
+        if not self._loops:
+            self._loops.append(asyncio.create_task(self._every(self.ttl_s / 3, self.renew)))
+
     def start(self) -> None:
-        self._loops = [
-            asyncio.create_task(self._every(self.ttl_s / 3, self.renew)),
-            asyncio.create_task(self._every(self.ttl_s / 2, self.claim_expired)),
-        ]
+        """Renew, and also take over orphans (once the broker can publish their events)."""
+        self.start_renewing()
+        if len(self._loops) < 2:
+            claim = self._every(self.ttl_s / 2, self.claim_expired)
+            self._loops.append(asyncio.create_task(claim))
 
     async def stop(self) -> None:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
 
     async def _every(self, period_s: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:

@@ -14,6 +14,8 @@ import asyncio
 import itertools
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from consumers.engine import finish, resolve
 from consumers.engine.context import EngineContext, Progress
@@ -53,6 +55,10 @@ async def submit(
     if not await ctx.slots.acquire(task.id, task.tenant_id, provider, spec.name, wait_s):
         return 0.0  # the deadline passed while waiting: the next step ends it
     ticket = uuid.uuid4().hex
+    # What a submit that never leaves must put back: an earlier attempt may still be unresolved.
+    before = {
+        f: getattr(task, f) for f in ("submit_ticket", "submit_started_at", "submit_attempts")
+    }
     task = await ctx.outbox.update(
         task,
         {
@@ -62,9 +68,9 @@ async def submit(
         },
     )
     try:
-        sent = ctx.gate.run(task.id, _send_and_record(ctx, task, ticket, provider, spec))
+        sent = ctx.gate.run(task.id, _send_and_record(ctx, task, ticket, before, provider, spec))
     except ShuttingDown:
-        await _drop_ticket(ctx, task, ticket)  # closed since the check above: never sent
+        await _drop_ticket(ctx, task, ticket, before)  # closed since the check above: never sent
         await ctx.slots.release(task.id)
         raise
     return _after_submit(ctx, progress, await sent)
@@ -103,7 +109,12 @@ async def _adopt(
 
 
 async def _send_and_record(
-    ctx: EngineContext, task: Task, ticket: str, provider: Provider, spec: ModelSpec
+    ctx: EngineContext,
+    task: Task,
+    ticket: str,
+    before: Mapping[str, Any],
+    provider: Provider,
+    spec: ModelSpec,
 ) -> float:
     parameters = spec.parameters.model_validate(task.params)
     turn = ctx.rates.submits(provider.name, spec.name, provider.limits.submits_per_s_per_model)
@@ -118,13 +129,13 @@ async def _send_and_record(
             on_send=ctx.gate.check_send,
         )
     except (ShuttingDown, LeaseLost) as exc:
-        await _drop_ticket(ctx, task, ticket)  # never sent: nothing left for the vendor
+        await _drop_ticket(ctx, task, ticket, before)  # this attempt never left
         await ctx.slots.release(task.id)
         raise exc
     except ProviderError as exc:
         if exc.submit_not_taken or exc.already_exists:
             if exc.submit_not_taken:
-                await _drop_ticket(ctx, task, ticket)
+                await _drop_ticket(ctx, task, ticket, before)
             await ctx.slots.release(task.id)
             raise
         return _outcome_unknown(ctx, task, provider, exc)
@@ -181,11 +192,13 @@ def _outcome_unknown(
     return max(0.0, resolve.wait_s(ctx, task, provider))
 
 
-async def _drop_ticket(ctx: EngineContext, task: Task, ticket: str) -> None:
-    """The submit never left: clear its ticket, whoever holds the task now (a takeover meanwhile
-    must not make it look like a lost submit)."""
+async def _drop_ticket(
+    ctx: EngineContext, task: Task, ticket: str, before: Mapping[str, Any]
+) -> None:
+    """This attempt created nothing upstream: put back the submit state it replaced (cleared,
+    or an earlier attempt still unresolved), whoever holds the task now."""
     try:
-        await ctx.store.drop_ticket(task.id, ticket)
+        await ctx.store.drop_ticket(task.id, ticket, before)
     except Exception as exc:  # the next owner then looks it up first: slower, not wrong
         log.info("task %s: submit ticket not cleared (%r)", task.id, exc)
 

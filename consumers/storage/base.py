@@ -80,8 +80,9 @@ class TaskStore(Protocol):
         as the task is still waiting for that very submit. None otherwise."""
         ...
 
-    async def drop_ticket(self, task_id: str, ticket: str) -> None:
-        """Forget submit `ticket` (it was never sent), if the task still waits for it."""
+    async def drop_ticket(self, task_id: str, ticket: str, restore: Mapping[str, Any]) -> None:
+        """Submit `ticket` created nothing upstream: if the task still waits for it, set the
+        submit fields back to `restore` (whoever holds the task now)."""
         ...
 
     async def request_cancel(

@@ -101,10 +101,10 @@ class MemoryTaskStore:
             return None
         return self._apply(doc, changes, events)
 
-    async def drop_ticket(self, task_id: str, ticket: str) -> None:
+    async def drop_ticket(self, task_id: str, ticket: str, restore: Mapping[str, Any]) -> None:
         doc = self._tasks.get(task_id)
         if doc is not None and doc["status"] == "accepted" and doc.get("submit_ticket") == ticket:
-            doc.update(submit_ticket=None, submit_started_at=None)
+            doc.update(copy.deepcopy(dict(restore)))
 
     async def request_cancel(
         self, task_id: str, reason: str | None, owner: str, lease_until: datetime, at: datetime

@@ -118,10 +118,10 @@ class MongoTaskStore:
         guard = {"_id": task_id, "status": "accepted", "submit_ticket": ticket}
         return await self._update(guard, changes, events)
 
-    async def drop_ticket(self, task_id: str, ticket: str) -> None:
+    async def drop_ticket(self, task_id: str, ticket: str, restore: Mapping[str, Any]) -> None:
         await self.tasks.update_one(
             {"_id": task_id, "status": "accepted", "submit_ticket": ticket},
-            {"$set": {"submit_ticket": None, "submit_started_at": None}},
+            {"$set": dict(restore)},
         )
 
     async def request_cancel(

@@ -4,6 +4,7 @@ again (it refuses a second task)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from consumers.engine.engine import Engine
@@ -87,3 +88,26 @@ async def test_a_submit_lost_in_a_crash_is_adopted_by_the_next_owner(world: Worl
     assert await world.finished("lost-1") == "completed"
     assert world.generations("lost-1") == 1
     assert engine.ctx.metrics.resubmissions.labels("aliyun", "wanx2.1-t2v-turbo")._value.get() == 0
+
+
+async def test_a_resend_stopped_before_it_leaves_keeps_the_first_attempt_unresolved(
+    world: World,
+) -> None:
+    # Seen end to end: a resend stopped by a doubtful lease cleared the ticket of the attempt
+    # it was resending, and the task was then submitted anew (paid twice).
+    engine = world.start_engine()
+    ticks = [0.0]
+    engine.leases._monotonic = lambda: ticks[0]
+    await engine.leases.renew()
+    body = request()
+    lost_answer(world, body, created=True)
+    await world.send(body)
+    await world.until(lambda: world.generations(body["request_id"]) == 1)
+    ticks[0] += 100.0  # the event loop stalls: no side effect may start
+    await asyncio.sleep(0.6)  # the resend is due, and stopped before it leaves
+    stored = await world.store.find_by_request_id(body["request_id"])
+    assert stored is not None and stored.submit_unresolved
+    await engine.leases.renew()
+    await engine.start()
+    assert await world.finished(body["request_id"]) == "failed"  # 1231: never paid twice
+    assert world.generations(body["request_id"]) == 1

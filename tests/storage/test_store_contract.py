@@ -248,12 +248,23 @@ async def test_a_ticket_never_sent_is_dropped_whoever_holds_the_task(store: Task
     await store.insert_many([task])
     at = datetime.now(UTC)
     await store.request_cancel(task.id, None, "someone-else", at, at)  # moved meanwhile
-    await store.drop_ticket(task.id, "t-0")
+    cleared = {"submit_ticket": None, "submit_started_at": None, "submit_attempts": 0}
+    await store.drop_ticket(task.id, "t-0", cleared)
     kept = await store.get(task.id)
     assert kept is not None and kept.submit_ticket == "t-1"
-    await store.drop_ticket(task.id, "t-1")
+    await store.drop_ticket(task.id, "t-1", cleared)
     dropped = await store.get(task.id)
     assert dropped is not None and dropped.submit_ticket is None and not dropped.submit_unresolved
+
+
+async def test_a_resend_never_sent_leaves_the_earlier_attempt_unresolved(store: TaskStore) -> None:
+    started = datetime.now(UTC).replace(microsecond=0)
+    task = make_task(submit_ticket="resend", submit_started_at=started, submit_attempts=1)
+    await store.insert_many([task])
+    earlier = {"submit_ticket": "first", "submit_started_at": started, "submit_attempts": 1}
+    await store.drop_ticket(task.id, "resend", earlier)
+    back = await store.get(task.id)
+    assert back is not None and back.submit_unresolved and back.submit_ticket == "first"
 
 
 async def test_leases_of_some_tasks_only(store: TaskStore) -> None:
