@@ -75,7 +75,9 @@ check: install
 
 # Figures for README's performance section (needs the services; prints, asserts nothing).
 bench: install services
+	$(PY) -m benchmarks.pipeline defaults
 	$(PY) -m benchmarks.pipeline throughput --tasks 2000
+	$(PY) -m benchmarks.pipeline throughput --tasks 2000 --instances 2
 	$(PY) -m benchmarks.pipeline in-flight --tasks 10000 --generation-s 120 --window-s 60
 
 # The fuzz tier at scale (needs the services): hostile records interleaved with valid requests
