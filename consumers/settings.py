@@ -104,3 +104,13 @@ class Settings(BaseSettings):
         if self.download_allowed_hosts is None:
             return provider_defaults
         return tuple(h.strip().lower() for h in self.download_allowed_hosts.split(",") if h.strip())
+
+    # Retention (consumers/operations/retention.py): finished tasks older than
+    # TASK_RETENTION_DAYS are deleted (a request_id is de-duplicated only while its task is
+    # kept), videos in VIDEO_DIR older than VIDEO_RETENTION_DAYS removed; unset or 0: kept.
+    task_retention_days: float | None = Field(default=None, ge=0)
+    video_retention_days: float | None = Field(default=None, ge=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    # Below this many free bytes in VIDEO_DIR, downloads wait for space (consumers/media/space.py;
+    # 0: they never wait).
+    video_dir_min_free_bytes: int = Field(default=1_073_741_824, ge=0)

@@ -1,0 +1,3 @@
+from consumers.admin.cli import main
+
+main()
