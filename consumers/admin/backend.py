@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from consumers.admin.redrive import DeadLetter, Outgoing, read_dead_letter
@@ -47,6 +48,20 @@ class Backend(Protocol):
     async def dead_letters(self, since_ms: int | None) -> list[DeadLetter]:
         """The dead-letter topic's records (from `since_ms` on), up to its end now."""
         ...
+
+    async def _partitions(self, topic: str) -> list[int]:
+        admin = AIOKafkaAdminClient(**aiokafka_options(self.settings))
+        await admin.start()
+        try:
+            # Listed first: describing a missing topic would have the broker create it.
+            if topic not in await admin.list_topics():
+                raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        if described.get("error_code") or not described.get("partitions"):
+            raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
+        return sorted(int(p["partition"]) for p in described["partitions"])
 
     async def send(self, records: Sequence[Outgoing]) -> None:
         """Send, in order, each acknowledged by every in-sync replica."""
@@ -101,6 +116,7 @@ class LiveBackend:
 
     async def dead_letters(self, since_ms: int | None) -> list[DeadLetter]:
         topic = self.settings.topic_dlq
+        partitions = [TopicPartition(topic, p) for p in await self._partitions(topic)]
         consumer = AIOKafkaConsumer(
             **aiokafka_options(self.settings),
             enable_auto_commit=False,
@@ -109,11 +125,6 @@ class LiveBackend:
         )
         await consumer.start()
         try:
-            if topic not in await consumer.topics():
-                raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
             consumer.assign(partitions)
             end = await consumer.end_offsets(partitions)
             start = await consumer.beginning_offsets(partitions)
@@ -143,6 +154,20 @@ class LiveBackend:
             return sorted(letters, key=lambda d: (d.timestamp_ms, d.partition, d.offset))
         finally:
             await consumer.stop()
+
+    async def _partitions(self, topic: str) -> list[int]:
+        admin = AIOKafkaAdminClient(**aiokafka_options(self.settings))
+        await admin.start()
+        try:
+            # Listed first: describing a missing topic would have the broker create it.
+            if topic not in await admin.list_topics():
+                raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        if described.get("error_code") or not described.get("partitions"):
+            raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
+        return sorted(int(p["partition"]) for p in described["partitions"])
 
     async def send(self, records: Sequence[Outgoing]) -> None:
         if self._producer is None:

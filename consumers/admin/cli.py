@@ -488,7 +488,10 @@ def dlq_redrive(
     lookback = _or_usage(lambda: parse_period(since)) if since else None
     offsets = frozenset(_or_usage(lambda: [parse_offset(o) for o in offset or ()]))
     settings = Runtime.settings()
-    token_ok = _or_usage(lambda: bearer(settings, token, admin=False))
+    # A dry run needs no token (it sends nothing); one given is checked all the same.
+    token_ok = (
+        None if dry_run and not token else _or_usage(lambda: bearer(settings, token, admin=False))
+    )
     since_ms = int((time.time() - lookback.total_seconds()) * 1000) if lookback else None
     selection = Selection(
         since_ms=since_ms, codes=frozenset(code or ()), request_id=request_id, offsets=offsets
