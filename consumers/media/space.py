@@ -9,8 +9,8 @@ when it starts, again every minute while it lasts (with the number of downloads 
 once when it ends.
 
 `free_bytes(video_dir)` is cheap and synchronous, for a gauge (`video_dir_free_bytes`) read on
-every scrape. The threshold is a margin, not a reservation: downloads that start together may
-together use more than it.
+every scrape (`free_bytes_or_nan` never raises, as a gauge callback must not). The threshold
+is a margin, not a reservation: downloads that start together may together use more than it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,15 @@ def free_bytes(video_dir: Path | str) -> int:
         except FileNotFoundError:
             continue
     return shutil.disk_usage(".").free  # a relative path whose parents are all missing
+
+
+def free_bytes_or_nan(video_dir: Path | str) -> float:
+    """`free_bytes` for a gauge callback (`video_dir_free_bytes`), which must not raise: NaN
+    when the file system cannot be measured."""
+    try:
+        return float(free_bytes(video_dir))
+    except OSError:
+        return float("nan")
 
 
 class SpaceGuard:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from consumers.operations import retention
 from consumers.operations.retention import NoRetentionStore, RetentionReport, RetentionSweeper
@@ -217,3 +217,39 @@ async def test_the_loop_survives_failures(tmp_path: Path, caplog: pytest.LogCapt
     assert store.tasks == []
     assert "index not checked" in caplog.text and "sweep skipped" in caplog.text
     assert "retention sweep failed" in caplog.text
+
+
+class FakeAdmin:
+    """`db.client.admin.command` answering as a server would."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers = answers
+        self.client = self
+        self.admin = self
+
+    async def command(self, command: object) -> object:
+        name = "getParameter" if isinstance(command, dict) else str(command)
+        answer = self.answers[name]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"getParameter": {"ttlMonitorEnabled": True}}, True),
+        ({"getParameter": {"ttlMonitorEnabled": False}}, False),  # turned off by the DBA
+        # getParameter not allowed for this user: serverStatus tells whether TTL passes run.
+        ({"getParameter": OperationFailure("unauthorized"),
+          "serverStatus": {"metrics": {"ttl": {"passes": 3}}}}, True),
+        # mongo-java-server: no getParameter, and a serverStatus without TTL metrics.
+        ({"getParameter": OperationFailure("no such command"),
+          "serverStatus": {"metrics": {"cursor": {}}}}, False),
+        ({"getParameter": OperationFailure("no"), "serverStatus": OperationFailure("no")}, False),
+    ],
+)  # fmt: skip
+async def test_whether_the_server_runs_a_ttl_monitor(
+    answers: dict[str, object], expected: bool
+) -> None:
+    assert await retention._ttl_monitor(FakeAdmin(answers)) is expected  # type: ignore[arg-type]

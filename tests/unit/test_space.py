@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 
 from consumers.media import space
-from consumers.media.space import SpaceGuard, free_bytes, guard_for, wait_for_free_space
+from consumers.media.space import (
+    SpaceGuard,
+    free_bytes,
+    free_bytes_or_nan,
+    guard_for,
+    wait_for_free_space,
+)
 
 
 class Disk:
@@ -52,6 +59,17 @@ def test_free_bytes_is_measured_on_the_directory_or_its_nearest_parent(tmp_path:
     assert abs(free_bytes(tmp_path) - expected) < 64 * 1024 * 1024
     assert abs(free_bytes(tmp_path / "not" / "yet") - expected) < 64 * 1024 * 1024
     assert free_bytes("relative-dir-that-does-not-exist/videos") > 0
+    assert free_bytes_or_nan(tmp_path) > 0
+
+
+def test_the_gauge_value_is_nan_when_the_disk_cannot_be_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def denied(path: object) -> object:
+        raise PermissionError("denied")
+
+    monkeypatch.setattr(space.shutil, "disk_usage", denied)
+    assert math.isnan(free_bytes_or_nan("/videos"))
 
 
 async def test_with_enough_space_nothing_waits() -> None:
