@@ -30,6 +30,7 @@ from consumers.media.objects import ObjectSink
 from consumers.messaging.kafka import ensure_topics, security
 from consumers.messaging.publisher import COMPLETED, STATUS, EventPublisher, Send
 from consumers.operations.health import HealthServer
+from consumers.operations.lag import ConsumerLag
 from consumers.operations.logs import configure_logging
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
@@ -94,7 +95,7 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
 
 def create_app(settings: Settings | None = None, *, connect: Connect = connect) -> FastStream:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
     broker = _broker(settings, metrics)
     requests_router, requests_subscriber = requests.build_router(settings)
@@ -121,9 +122,15 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
             if settings.metrics_port:
                 await health.start()
             await parts["engine"].open()  # leases renewed before intake can adopt anything
+            # Observability (issue 12): vendor call latency, VIDEO_DIR free space, request lag.
+            metrics.watch_providers(connections.providers.values())
+            metrics.watch_video_dir(settings.video_dir)
+            lag = ConsumerLag(requests_subscriber, settings.topic_requests, metrics.registry)
+            lag.start()
             try:
                 yield
             finally:
+                await lag.stop()
                 await health.stop()
 
     _declare_outputs(broker, settings)

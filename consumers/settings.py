@@ -81,12 +81,20 @@ class Settings(BaseSettings):
     auth_jwt_issuer: str | None = None
     reply_topic_pattern: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line (consumers/operations/logs.py)
 
     @field_validator("auth_mode")
     @classmethod
     def _known_auth_mode(cls, value: str) -> str:
         if value.lower() not in ("none", "jwt"):
             raise ValueError(f"AUTH_MODE must be 'none' or 'jwt', not {value!r}")
+        return value.lower()
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {value!r}")
         return value.lower()
 
     @field_validator("reply_topic_pattern")

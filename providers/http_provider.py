@@ -17,12 +17,20 @@ stays unknown (ProviderError, not transient). Adopting another request's task wo
 wrong video, so any doubt counts as "unknown", never as "found". "None" is only as good as the
 moment it is asked: a vendor may still create a task whose answer timed out, so ask once it
 could no longer (a minute after the ambiguous answer, say; the vendors document no bound).
+
+`on_call(provider, operation, seconds, outcome)`, when set, is told of every HTTP exchange with
+the vendor (the service's metrics observe it; nothing here knows of Prometheus): `operation` is
+`submit`, `query`, `cancel` or `lookup` (a page of the task list), `seconds` runs from sending to
+the answer (waiting for a free connection and for the rate limits left out), and `outcome` is the
+answer's HTTP status class (`2xx`, `4xx`, `5xx`), `not_sent` (no connection could be made) or
+`no_answer` (sent, then a timeout or a dropped connection).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Self
@@ -51,6 +59,9 @@ CLOCK_SKEW = timedelta(seconds=10)  # the vendor's clock and ours may differ thi
 LIST_AHEAD = timedelta(hours=1)
 MAX_LIST_PAGES = 10  # more candidates than 10 pages hold: the outcome cannot be decided
 
+# on_call(provider, operation, seconds, outcome): see the module docstring.
+CallHook = Callable[[str, str, float, str], None]
+
 
 def api_base(base_url: str, api_root: str) -> str:
     """The root URL: `…/api/v1` (as the vendors' docs and SDKs write it) is tolerated too."""
@@ -71,8 +82,10 @@ class HttpProvider(Provider):
         pool: httpx.Limits,
         transport: httpx.AsyncBaseTransport | None = None,
         oss_account: str | None = None,
+        on_call: CallHook | None = None,
     ) -> None:
         self.limits = limits
+        self.on_call = on_call
         self.running_slots = RunningSlots(limits.running_per_model)  # the runner's to use
         self._keys = keys
         if oss_account is not None and oss_account not in keys.accounts:
@@ -175,7 +188,7 @@ class HttpProvider(Provider):
         request = self.wire.build_submit(model, parameters, request_id, key, attempt)
         await self._submits[(self._keys.account_of(key_id), model)].acquire()
         try:
-            response = await self._send(request, on_send)
+            response = await self._send(request, "submit", on_send)
             task = self.wire.parse_submit(response.status_code, response.headers, response.body)
         except ProviderError as error:
             if error.already_exists:
@@ -259,7 +272,7 @@ class HttpProvider(Provider):
                     f"{sent_as}): its outcome stays unknown",
                 )
             await self._queries[self._keys.account_of(key_id)].acquire()
-            response = await self._send(request)
+            response = await self._send(request, "lookup")
             found = self.wire.parse_find(response.status_code, response.headers, response.body)
             for listed in found.tasks:
                 yield listed
@@ -278,7 +291,7 @@ class HttpProvider(Provider):
     async def poll(self, upstream_task_id: str, key_id: str) -> PollResult:
         request = self.wire.build_query(upstream_task_id, self._keys.get(key_id))
         await self._queries[self._keys.account_of(key_id)].acquire()
-        response = await self._send(request)
+        response = await self._send(request, "query")
         return self.wire.parse_poll(response.status_code, response.headers, response.body)
 
     async def cancel(self, upstream_task_id: str, key_id: str) -> bool:
@@ -288,16 +301,34 @@ class HttpProvider(Provider):
         if request is None:
             return False
         await self._queries[self._keys.account_of(key_id)].acquire()
-        response = await self._send(request)
+        response = await self._send(request, "cancel")
         return self.wire.parse_cancel(response.status_code, response.headers, response.body)
 
     async def _send(
-        self, request: HttpRequest, on_send: Callable[[], None] | None = None
+        self, request: HttpRequest, operation: str, on_send: Callable[[], None] | None = None
     ) -> HttpResponse:
         async with self._connections:
             if on_send is not None:
                 on_send()
-            return await send(self._client, request, self.wire.VENDOR)
+            started = time.perf_counter()
+            try:
+                response = await send(self._client, request, self.wire.VENDOR)
+            except ProviderError as exc:
+                outcome = "not_sent" if exc.submit_not_taken else "no_answer"
+                self._observe(operation, time.perf_counter() - started, outcome)
+                raise
+            # A cancelled call (shutdown, a cancelled task) is not observed: it measures nothing.
+            outcome = f"{response.status_code // 100}xx"
+            self._observe(operation, time.perf_counter() - started, outcome)
+            return response
+
+    def _observe(self, operation: str, seconds: float, outcome: str) -> None:
+        if self.on_call is None:
+            return
+        try:
+            self.on_call(self.name, operation, seconds, outcome)
+        except Exception:  # an observer's fault must not fail the call
+            log.exception("%s: on_call failed", self.name)
 
     async def aclose(self) -> None:
         await self._client.aclose()

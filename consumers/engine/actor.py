@@ -19,6 +19,7 @@ from consumers.engine.scheduler import Alarm
 from consumers.engine.submit import submit
 from consumers.errors import INFRA_ERRORS, INFRA_RETRY_S, LeaseLost, ShuttingDown, TaskMoved
 from consumers.media.download import DownloadError
+from consumers.operations.logs import task_context
 from consumers.storage.task import Task
 from providers.base import ProviderError
 from schemas.errors import ErrorCode, ErrorInfo
@@ -46,7 +47,8 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
                 return
             if progress.next_at == 0.0 and task.next_action_at is not None:
                 progress.next_at = task.next_action_at.timestamp()  # resumed: keep its schedule
-            delay = await _guarded_step(ctx, task, progress)
+            with task_context(task):  # every line logged in the step names the task
+                delay = await _guarded_step(ctx, task, progress)
             if delay is None:
                 return
             if delay != 0.0:
