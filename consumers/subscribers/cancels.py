@@ -20,7 +20,7 @@ from consumers.engine.engine import Engine
 from consumers.errors import INFRA_ERRORS
 from consumers.messaging.kafka import lenient_single, read_headers, undecoded
 from consumers.settings import Settings
-from consumers.subscribers import requests
+from consumers.subscribers import requests, unreadable
 from consumers.subscribers.auth import Authenticator, AuthError
 from consumers.subscribers.intake import printable
 from consumers.subscribers.validation import describe_validation_error
@@ -41,6 +41,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         decoder=undecoded,
         no_reply=True,
     )
+    unreadable.guard_single(subscriber)  # a record aiokafka cannot read
 
     @subscriber
     async def on_cancel(
@@ -50,6 +51,9 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
     ) -> None:
         record = cast("ConsumerRecord[Any, Any]", msg.raw_message)  # one record, not a batch
         where = f"{record.topic}[{record.partition}]@{record.offset}"
+        if unreadable.unreadable(record):
+            log.warning("cancel %s skipped: the Kafka client cannot read it", where)
+            return
         try:
             text, binary = read_headers(record.headers)
             identity = auth.identify({**text, **binary})

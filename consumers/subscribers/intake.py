@@ -35,7 +35,8 @@ from consumers.settings import Settings
 from consumers.storage.base import TaskStore
 from consumers.storage.task import Task
 from consumers.subscribers.auth import Authenticator
-from consumers.subscribers.validation import Accepted, Rejected, validate_request
+from consumers.subscribers.unreadable import unreadable
+from consumers.subscribers.validation import Accepted, Rejected, bounded, validate_request
 from schemas.errors import ErrorCode, ErrorInfo
 from schemas.status import TaskStatus
 
@@ -60,6 +61,7 @@ class Record:
     headers: Mapping[str, str | None]  # UTF-8 values; a null value is None
     value: bytes
     binary_headers: Mapping[str, bytes] = field(default_factory=dict)  # values not UTF-8
+    unreadable: str | None = None  # why the Kafka client could not read it (then no content)
 
     @classmethod
     def from_kafka(cls, record: ConsumerRecord[Any, Any]) -> Record:
@@ -73,6 +75,7 @@ class Record:
             headers=text,
             value=record.value or b"",
             binary_headers=binary,
+            unreadable=unreadable(record),
         )
 
     @property
@@ -152,6 +155,14 @@ class Intake:
                 raise result
 
     def _examine(self, record: Record) -> Task | Rejected:
+        if record.unreadable is not None:
+            message = (
+                "the record could not be read (a header name that is not UTF-8?); its content "
+                f"is unknown: {record.unreadable}"
+            )
+            return Rejected(
+                ErrorInfo(code=ErrorCode.INVALID_REQUEST, message=bounded(message)), None
+            )
         try:
             headers = {**record.headers, **record.binary_headers}
             outcome = validate_request(record.value, headers, self.settings, self.auth)

@@ -22,6 +22,7 @@ from faststream.kafka import KafkaMessage, KafkaRouter, Topic
 from consumers.errors import INFRA_ERRORS
 from consumers.messaging.kafka import lenient_batch, undecoded
 from consumers.settings import Settings
+from consumers.subscribers import unreadable
 from consumers.subscribers.backpressure import Backpressure
 from consumers.subscribers.intake import Intake, Record
 
@@ -94,6 +95,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
         no_reply=True,  # a `reply_to` header must not make the service publish anywhere
         listener=in_hand,
     )
+    unreadable.guard(subscriber, BATCH_MAX_RECORDS)  # a record aiokafka cannot read
     retries = Retries()
 
     @subscriber

@@ -28,6 +28,7 @@ from pymongo.errors import AutoReconnect
 from consumers.messaging.publisher import encode
 from consumers.subscribers import intake as intake_module
 from consumers.subscribers import requests as requests_module
+from consumers.subscribers.unreadable import UnreadableRecord
 from tests.engine.harness import request
 from tests.engine.test_app import Service
 
@@ -417,3 +418,31 @@ async def test_a_rebalance_waits_for_the_batch_in_hand(monkeypatch: pytest.Monke
     monkeypatch.setattr(requests_module, "REVOKE_WAIT_S", 0.01)
     async with in_hand.handling():  # a batch stuck in an outage holds a rebalance up no longer
         await in_hand.on_partitions_revoked(set())
+
+
+async def test_a_record_the_client_cannot_read_is_one_dead_letter(service: Service) -> None:
+    """What `unreadable.salvage` hands on for a record aiokafka could not parse (e2e:
+    tests/e2e/test_fuzz.py sends one with a header name that is not UTF-8)."""
+    good = request()
+    lost = UnreadableRecord(
+        topic="video.requests",
+        partition=0,
+        offset=2,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=None,
+        checksum=None,
+        serialized_key_size=-1,
+        serialized_value_size=-1,
+        headers=[],
+        reason="Found invalid record structure: UnicodeDecodeError(...)",
+    )
+    async with TestKafkaBroker(service.broker), TestApp(service.app):
+        await deliver(service, record(body(good), 1), lost, record(b"{bad", 3))
+        await service.until_status(good["request_id"], "completed")
+    letters = by_offset(service)
+    assert sorted(letters) == [2, 3]
+    assert letters[2]["error"]["code"] == "invalid_request"
+    assert "could not be read" in letters[2]["error"]["message"]
+    assert letters[2]["original"]["value"] == "" and letters[2]["original"]["value_size"] == 0
