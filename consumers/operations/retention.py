@@ -232,7 +232,8 @@ def _days(value: float | None) -> float | None:
 
 class RetentionSweeper:
     """Deletes finished tasks and old videos: `run_once()` now, or `start()` a loop every
-    `RETENTION_INTERVAL_S` (first run `FIRST_RUN_AFTER_S` after start) until `stop()`."""
+    `RETENTION_INTERVAL_S` (the first run `FIRST_RUN_AFTER_S` after start, or one interval if
+    shorter) until `stop()`."""
 
     def __init__(
         self,
@@ -352,7 +353,7 @@ class RetentionSweeper:
             log.warning("task retention index not checked: %r (the sweep still runs)", exc)
         if not self.enabled:
             return
-        await self._sleep(self.first_run_after_s)
+        await self._sleep(min(self.first_run_after_s, self.interval_s))
         while True:
             try:
                 await self.run_once()

@@ -473,3 +473,55 @@ async def test_the_retention_loop_on_the_service_store(
         await sweeper.stop()
     assert await mongo_db["tasks"].count_documents({}) == 0
     assert INDEX_NAME in await mongo_db["tasks"].index_information()
+
+
+# --- in the service (once wired into it) -------------------------------------------------------
+
+WIRED_RETENTION = "RetentionSweeper" in (ROOT / "consumers" / "app.py").read_text()
+WIRED_SPACE = "wait_for_free_space" in (ROOT / "consumers" / "engine" / "fetch.py").read_text()
+
+
+@pytest.mark.skipif(not WIRED_RETENTION, reason="the retention loop is not started by the app yet")
+async def test_the_service_sweeps_finished_tasks_and_keeps_active_ones(
+    deployment: Deployment, sim: Simulator
+) -> None:
+    await sim.configure(timing=FAST, model_timing={"cogvideox-2": SLOW})
+    await deployment.collector.start()
+    # About 2.6 s of retention, swept every second (mongo-java-server: by the sweep alone).
+    await deployment.start_instance(TASK_RETENTION_DAYS="0.00003", RETENTION_INTERVAL_S="1")
+    tag = uuid.uuid4().hex[:6]
+    done, active = f"done-{tag}", f"active-{tag}"
+    await submit(deployment, done, "wanx2.1-t2v-turbo")
+    await submit(deployment, active, "cogvideox-2")
+    await wait_status(deployment, done, "completed")
+    await wait_status(deployment, active, "submitted")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = {t["request_id"] for t in await deployment.tasks()}
+        if done not in left:
+            break
+        await asyncio.sleep(0.3)
+    assert left == {active}
+    assert next(deployment.video_dir.glob("aliyun_*.mp4")).exists()  # videos: their own setting
+
+
+@pytest.mark.skipif(not WIRED_SPACE, reason="the free-space guard is not in the download step yet")
+async def test_downloads_wait_for_free_space_rather_than_fail(
+    deployment: Deployment, sim: Simulator
+) -> None:
+    await sim.configure(timing=FAST)
+    await deployment.collector.start()
+    full = await deployment.start_instance(VIDEO_DIR_MIN_FREE_BYTES=str(2**62))
+    request_id = f"space-{uuid.uuid4().hex[:6]}"
+    await submit(deployment, request_id, "wanx2.1-t2v-turbo")
+    await wait_status(deployment, request_id, "downloading")
+    await asyncio.sleep(3)
+    assert statuses(deployment, request_id)[-1] == "downloading"
+    assert not list(deployment.video_dir.glob("*.mp4"))
+    assert "below VIDEO_DIR_MIN_FREE_BYTES" in full.log_tail(400)
+    # Space comes back (here: an instance with a lower threshold takes the task over).
+    full.kill()
+    await deployment.start_instance(VIDEO_DIR_MIN_FREE_BYTES="0")
+    await wait_status(deployment, request_id, "completed", timeout=40)
+    assert statuses(deployment, request_id).count("completed") == 1
+    assert "failed" not in statuses(deployment, request_id)
