@@ -36,7 +36,12 @@ DOCUMENT = ROOT / "docs" / "asyncapi.json"
 def generate(extra_env: dict[str, str] | None = None) -> str:
     """The document as `faststream docs gen` writes it, generated with no environment."""
     faststream = Path(sys.executable).with_name("faststream")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(extra_env or {})}
+    # A fixed hash seed: FastStream lists channels in set order, which varies run to run.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONHASHSEED": "0",
+        **(extra_env or {}),
+    }
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "asyncapi.json"
         subprocess.run(

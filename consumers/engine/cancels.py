@@ -75,11 +75,12 @@ class CancelDesk:
             cancel = pending.get(task.request_id)
             if cancel is None:
                 continue
-            if cancel.admin or cancel.user_id is None or cancel.user_id == task.user_id:
+            refused = _refusal(cancel, task)
+            if refused is None:
                 log.info("request %s was cancelled before it came", task.request_id)
                 await self._mark(task, cancel.reason)
             else:
-                log.warning("early cancel of %s refused: not the task's user", task.request_id)
+                log.warning("early cancel of %s refused: %s", task.request_id, refused)
             await self.store.forget_cancel(task.request_id)
 
     async def _mark(self, task: Task, reason: str | None) -> CancelOutcome:
@@ -102,5 +103,15 @@ class CancelDesk:
                 user_id=identity.user_id if identity else None,
                 admin=identity.admin if identity else False,
                 expires_at=self.clock.after(self.memory_s),
+                tenant_id=identity.tenant_id if identity else None,
+                authenticated=identity is not None,
             )
         )
+
+
+def _refusal(cancel: PendingCancel, task: Task) -> str | None:
+    """The same rule as for a task that exists: its own user and tenant, or an admin."""
+    if not cancel.authenticated:
+        return None
+    who = Identity(cancel.user_id, cancel.tenant_id, None, admin=cancel.admin)
+    return who.may_cancel(task.user_id, task.tenant_id)

@@ -33,7 +33,8 @@ from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
 from consumers.storage.task import Task
-from providers.base import Provider
+from providers.base import ModelParameters, ModelSpec, Provider, ProviderError
+from schemas.errors import ErrorInfo
 from schemas.status import TaskStatus
 
 log = logging.getLogger("video.engine")
@@ -97,6 +98,17 @@ class Engine:
     @property
     def video_dir(self) -> Path:
         return self.ctx.video_dir
+
+    def preflight(self, spec: ModelSpec, parameters: ModelParameters) -> ErrorInfo | None:
+        """Why this configuration cannot submit these parameters, before any paid call."""
+        provider = self.ctx.providers.get(spec.provider)
+        if provider is None:
+            return None  # no key: the task fails at once, naming the variable
+        try:
+            provider.preflight(spec.name, parameters)
+        except ProviderError as exc:
+            return exc.to_error()
+        return None
 
     async def extend_leases(self, task_ids: Collection[str]) -> None:
         """Leases of tasks just stored: their insert may have waited out a MongoDB outage, and

@@ -21,9 +21,11 @@ class PendingCancel:
 
     request_id: str
     reason: str | None
-    user_id: str | None  # who asked (None without authentication, or for an admin)
+    user_id: str | None  # who asked, from the verified token (None without authentication)
     admin: bool
     expires_at: datetime
+    tenant_id: str | None = None
+    authenticated: bool = False  # False: AUTH_MODE=none, anyone may cancel
 
 
 class TaskStore(Protocol):

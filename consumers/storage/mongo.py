@@ -195,6 +195,8 @@ class MongoTaskStore:
                 "user_id": cancel.user_id,
                 "admin": cancel.admin,
                 "expires_at": cancel.expires_at,
+                "tenant_id": cancel.tenant_id,
+                "authenticated": cancel.authenticated,
             },
             upsert=True,
         )
@@ -210,6 +212,8 @@ class MongoTaskStore:
                 user_id=doc.get("user_id"),
                 admin=bool(doc.get("admin")),
                 expires_at=doc["expires_at"],
+                tenant_id=doc.get("tenant_id"),
+                authenticated=bool(doc.get("authenticated")),
             )
             async for doc in cursor
         }

@@ -166,7 +166,16 @@ class Intake:
         try:
             headers = {**record.headers, **record.binary_headers}
             outcome = validate_request(record.value, headers, self.settings, self.auth)
-            return outcome if isinstance(outcome, Rejected) else self._new_task(outcome)
+            if isinstance(outcome, Rejected):
+                return outcome
+            refused = self.engine.preflight(outcome.spec, outcome.parameters)
+            if refused is not None:  # e.g. an oss:// file this configuration cannot submit
+                request, spec = outcome.request, outcome.spec
+                echo: dict[str, Any] = {"model": spec.name, "provider": spec.provider}
+                echo.update(user_id=request.user_id, tenant_id=request.tenant_id)
+                echo.update(metadata=request.metadata)
+                return Rejected(refused, request.request_id, echo)
+            return self._new_task(outcome)
         except Exception as exc:  # RecursionError, MemoryError of one record, a bug: its own
             log.exception(
                 "request %s could not be examined; it becomes a dead letter", record.where

@@ -14,6 +14,7 @@ from typing import Any
 
 from consumers.engine.scheduler import Alarm, Scheduler
 from consumers.storage.task import Task
+from consumers.subscribers.auth import Identity
 from tests.engine.harness import World, request
 from tests.factories import make_task
 
@@ -259,3 +260,13 @@ async def test_a_cancel_republishes_nothing(world: World) -> None:
     assert await world.finished(body["request_id"]) == "cancelled"
     ids = [e["event_id"] for e in world.kafka.events(body["request_id"])]
     assert len(ids) == len(set(ids)) == 3
+
+
+async def test_an_early_cancel_from_another_tenant_is_refused(world: World) -> None:
+    engine = world.start_engine()
+    await engine.start()
+    body = request(user_id="u-1", tenant_id="t-1")
+    stranger = Identity("u-1", "t-2", None)  # the same user name in another tenant
+    assert await engine.cancels.cancel(body["request_id"], None, stranger) == "remembered"
+    await world.send(body)
+    assert await world.finished(body["request_id"]) == "completed"

@@ -106,3 +106,20 @@ async def test_a_running_task_stored_by_version_0_1_resumes_and_completes(world:
     await engine.leases.claim_expired()
     assert await world.finished("old-1") == "completed"
     assert world.generations("old-1") == 1
+
+
+async def test_an_oss_file_no_configured_account_can_use_is_refused_before_storing(
+    world: World,
+) -> None:
+    engine = world.start_engine(
+        aliyun_api_key="sk-one,sk-two", aliyun_key_accounts="a:sk-one;b:sk-two"
+    )
+    await engine.start()
+    parameters = {"img_url": "oss://dashscope-instant/x/cat.png"}
+    body = request("wanx2.1-i2v-turbo", parameters=parameters)
+    await world.send(body)
+    (dead,) = [b for topic, _, b in world.kafka.records if topic == "video.requests.dlq"]
+    assert dead["error"]["code"] == "invalid_parameters"
+    assert "ALIYUN_OSS_ACCOUNT" in dead["error"]["message"]
+    assert await world.store.find_by_request_id(body["request_id"]) is None
+    assert world.generations(body["request_id"]) == 0
