@@ -33,6 +33,7 @@ from consumers.operations.health import HealthServer
 from consumers.operations.lag import ConsumerLag
 from consumers.operations.logs import configure_logging
 from consumers.operations.metrics import Metrics
+from consumers.operations.retention import RetentionSweeper
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
 from consumers.storage.mongo import MongoTaskStore
@@ -122,15 +123,14 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
             if settings.metrics_port:
                 await health.start()
             await parts["engine"].open()  # leases renewed before intake can adopt anything
-            # Observability (issue 12): vendor call latency, VIDEO_DIR free space, request lag.
-            metrics.watch_providers(connections.providers.values())
-            metrics.watch_video_dir(settings.video_dir)
-            lag = ConsumerLag(requests_subscriber, settings.topic_requests, metrics.registry)
-            lag.start()
+            background = _background(settings, requests_subscriber, connections, metrics)
+            for loop in background:
+                loop.start()
             try:
                 yield
             finally:
-                await lag.stop()
+                for loop in background:
+                    await loop.stop()
                 await health.stop()
 
     _declare_outputs(broker, settings)
@@ -155,6 +155,19 @@ def stop_gracefully(*subscribers: Any) -> Callable[[ContextRepo], Awaitable[None
         await context.get("engine").stop()
 
     return stop
+
+
+def _background(
+    settings: Settings, requests_subscriber: Any, connections: Connections, metrics: Metrics
+) -> list[ConsumerLag | RetentionSweeper]:
+    """What runs beside the engine: the request topic's lag, retention of finished tasks and
+    old videos; and the metrics read at scrape time (vendor call latency, free space)."""
+    metrics.watch_providers(connections.providers.values())
+    metrics.watch_video_dir(settings.video_dir)
+    return [
+        ConsumerLag(requests_subscriber, settings.topic_requests, metrics.registry),
+        RetentionSweeper.for_store(connections.store, settings),
+    ]
 
 
 def _declare_outputs(broker: KafkaBroker, settings: Settings) -> None:

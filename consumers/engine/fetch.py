@@ -16,6 +16,7 @@ from consumers.engine.context import EngineContext
 from consumers.errors import LeaseLost
 from consumers.media.download import DownloadError, download_video, existing_video
 from consumers.media.objects import ObjectSink, ObjectStoreError
+from consumers.media.space import wait_for_free_space
 from consumers.messaging.events import completed_event
 from consumers.storage.task import PlannedVideo, Task
 from schemas.events import TaskResult, Timings, VideoFile
@@ -35,6 +36,9 @@ async def fetch(ctx: EngineContext, task: Task) -> float | None:
     started = ctx.clock.timestamp()
     try:
         async with asyncio.timeout(ctx.seconds_left(task.deadline_at.timestamp())):
+            # Below VIDEO_DIR_MIN_FREE_BYTES, wait (holding no download slot) rather than fail
+            # half-way on a full disk; the deadline still bounds the wait.
+            await wait_for_free_space(ctx.video_dir, ctx.settings.video_dir_min_free_bytes)
             async with ctx.downloads:
                 files = [await _one(ctx, video) for video in task.videos or ()]
     except TimeoutError as exc:
