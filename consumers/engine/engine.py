@@ -63,23 +63,39 @@ class Engine:
             store, self.scheduler, self.clock, self.owner, settings.lease_ttl_s, metrics
         )
         self.gate = SubmitGate(self.leases.fresh)
-        rates = VendorRates(store, self.clock)
-        self.ctx = EngineContext(
+        self.ctx = self._context(providers, metrics, http, objects)
+        self.leases.renew_slots = self.ctx.slots.renew
+        self.cancels = CancelDesk(
+            store, self.scheduler, self.clock, owner=self.owner, settings=settings
+        )
+        metrics.in_flight.set_function(lambda: self.scheduler.held)
+
+    def _context(
+        self,
+        providers: Mapping[str, Provider],
+        metrics: Metrics,
+        http: httpx.AsyncClient,
+        objects: ObjectSink | None,
+    ) -> EngineContext:
+        settings, store, clock = self.settings, self.store, self.clock
+        rates = VendorRates(store, clock)
+        slots = Slots(
+            store,
+            self.owner,
+            self.leases.until,
+            clock.now,
+            settings.tenant_max_running,
+        )
+        return EngineContext(
             settings=settings,
             store=store,
             outbox=self.outbox,
             providers=providers,
             metrics=metrics,
-            clock=self.clock,
+            clock=clock,
             http=http,
             durations=Durations(store, _typical_durations(providers)),
-            slots=Slots(
-                store,
-                self.owner,
-                lambda: self.clock.after(settings.lease_ttl_s),
-                self.clock.now,
-                settings.tenant_max_running,
-            ),
+            slots=slots,
             rates=rates,
             planners=_planners(providers, rates),
             video_dir=Path(settings.video_dir).resolve(),
@@ -89,11 +105,6 @@ class Engine:
             downloads=asyncio.Semaphore(settings.max_concurrent_downloads),
             objects=objects,
         )
-        self.leases.renew_slots = self.ctx.slots.renew
-        self.cancels = CancelDesk(
-            store, self.scheduler, self.clock, owner=self.owner, settings=settings
-        )
-        metrics.in_flight.set_function(lambda: self.scheduler.held)
 
     @property
     def video_dir(self) -> Path:
