@@ -51,9 +51,11 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
                 delay = await _guarded_step(ctx, task, progress)
             if delay is None:
                 return
+            deadline = task.deadline_at.timestamp()
+            del task  # a sleeping actor holds no document ...
             if delay != 0.0:
-                ctx.outbox.latest(task_id)  # a sleeping actor holds no document
-            await alarm.sleep(min(delay, ctx.seconds_left(task.deadline_at.timestamp())))
+                ctx.outbox.latest(task_id)  # ... not even the one its last write returned
+            await alarm.sleep(min(delay, ctx.seconds_left(deadline)))
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -5,6 +5,7 @@ readiness, and vendor slots taken in order."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 from datetime import UTC, datetime, timedelta
@@ -157,3 +158,17 @@ async def test_a_clock_sample_taken_across_an_outage_is_ignored() -> None:
 
     await clock.sync(Blocked())
     assert clock.offset_s == 2.0, "the midpoint of a blocked round trip says nothing"
+
+
+async def test_sleeping_actors_hold_no_task_document(world: World) -> None:
+    engine = world.start_engine(poll_interval_min_s=30, poll_first_s=30)
+    await engine.start()
+    world.sim.config = world.sim.config.updated({"timing": {"queued_s": 60, "running_s": 60}})
+    bodies = [request() for _ in range(40)]
+    await world.send(*bodies)
+    for body in bodies:
+        await world.until(lambda b=body: "submitted" in world.kafka.statuses(b["request_id"]))
+    await asyncio.sleep(0.1)  # every actor asleep until its first poll, 30 s away
+    gc.collect()
+    alive = sum(1 for o in gc.get_objects() if isinstance(o, Task))
+    assert engine.scheduler.held == 40 and alive < 5, alive
