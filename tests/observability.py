@@ -36,12 +36,15 @@ def prometheus_binaries() -> tuple[str, str] | str:
     through apt-get) when missing; or why they cannot be had."""
     found = shutil.which("promtool"), shutil.which("prometheus")
     if None in found:
-        result = subprocess.run(
-            ["make", "-s", "prometheus"], cwd=ROOT, capture_output=True, text=True, check=False
-        )
+        try:
+            result = subprocess.run(
+                ["make", "-s", "prometheus"], cwd=ROOT, capture_output=True, text=True, check=False
+            )
+            why = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
+        except OSError as exc:  # no make
+            why = repr(exc)
         found = shutil.which("promtool"), shutil.which("prometheus")
         if None in found:
-            why = (result.stderr or result.stdout).strip() or "no reason given"
             return f"promtool and prometheus not installed (make prometheus: {why})"
     promtool, prometheus = found
     assert promtool is not None and prometheus is not None
