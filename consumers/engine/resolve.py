@@ -10,17 +10,21 @@ and `SUBMIT_RECORD_GRACE_S` (its first instance may still be storing it):
   creates the task if the first never arrived, and answers "already exists" otherwise;
 - another vendor (DashScope) is asked for the tasks of that model created since the submit,
   leaving out those of our other tasks: exactly one is adopted, none means a new attempt is
-  safe, several end the task as undecidable (never paid twice).
+  safe, several end the task as undecidable (never paid twice). Its list tells tasks apart by
+  model and time only, so while another task's submit of that model is unresolved the lookup
+  waits (a few retries, then the task ends as undecidable): a task it lists might be that one's.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from enum import Enum
 
 from consumers.engine.context import EngineContext
 from consumers.storage.task import Task
-from providers.base import Provider, Submitted
+from providers.base import Provider, ProviderError, Submitted
+from schemas.errors import ErrorCode
 
 log = logging.getLogger("video.engine")
 
@@ -44,6 +48,17 @@ async def look_up(ctx: EngineContext, task: Task, provider: Provider) -> Submitt
         return Lookup.RESEND
     assert task.submit_started_at is not None
     since = task.submit_started_at
+    # The list tells tasks apart by model and time only: while another task's submit of this
+    # model is unresolved, a task listed since then may be that one's. Ask again later.
+    window = since - timedelta(seconds=ctx.settings.submit_record_grace_s)
+    others = await ctx.store.submits_unresolved_since(task.provider, task.model, window)
+    if others - {task.id}:
+        raise ProviderError(
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            f"{len(others - {task.id})} other submits of {task.model} are unresolved: the "
+            f"{task.provider} task list cannot tell their tasks from this one's yet",
+            transient=True,
+        )
     known = await ctx.store.upstream_ids_since(task.provider, task.model, since)
     found = await provider.find_submitted(
         task.request_id, task.model, max(1, task.submit_attempts), since, exclude=known

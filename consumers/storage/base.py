@@ -50,6 +50,14 @@ class TaskStore(Protocol):
 
     async def find_by_request_id(self, request_id: str) -> Task | None: ...
 
+    async def submits_unresolved_since(
+        self, provider: str, model: str, since: datetime
+    ) -> set[str]:
+        """The ids of `model`'s tasks with a submit started since `since` and no upstream task
+        stored (on its way, lost, or given up as undecidable): a vendor task listed since then
+        may be theirs."""
+        ...
+
     async def upstream_ids_since(self, provider: str, model: str, since: datetime) -> set[str]:
         """The upstream task ids of `model`'s tasks submitted since `since` (they belong to
         known tasks: never adopted when a lost submit is looked up)."""

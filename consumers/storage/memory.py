@@ -60,6 +60,19 @@ class MemoryTaskStore:
         task_id = self._by_request.get(request_id)
         return self._load(task_id) if task_id else None
 
+    async def submits_unresolved_since(
+        self, provider: str, model: str, since: datetime
+    ) -> set[str]:
+        return {
+            d["_id"]
+            for d in self._tasks.values()
+            if d["provider"] == provider
+            and d["model"] == model
+            and d.get("upstream_task_id") is None
+            and d.get("submit_started_at") is not None
+            and d["submit_started_at"] >= since
+        }
+
     async def upstream_ids_since(self, provider: str, model: str, since: datetime) -> set[str]:
         return {
             d["upstream_task_id"]

@@ -85,6 +85,20 @@ class MongoTaskStore:
     async def find_by_request_id(self, request_id: str) -> Task | None:
         return _task(await self.tasks.find_one({"request_id": request_id}))
 
+    async def submits_unresolved_since(
+        self, provider: str, model: str, since: datetime
+    ) -> set[str]:
+        cursor = self.tasks.find(
+            {
+                "provider": provider,
+                "model": model,
+                "upstream_task_id": None,
+                "submit_started_at": {"$gte": since},
+            },
+            {"_id": 1},
+        )
+        return {doc["_id"] async for doc in cursor}
+
     async def upstream_ids_since(self, provider: str, model: str, since: datetime) -> set[str]:
         cursor = self.tasks.find(
             {"provider": provider, "model": model, "submitted_at": {"$gte": since}},

@@ -167,7 +167,8 @@ async def test_sleeping_actors_hold_no_task_document(world: World) -> None:
     bodies = [request() for _ in range(40)]
     await world.send(*bodies)
     for body in bodies:
-        await world.until(lambda b=body: "submitted" in world.kafka.statuses(b["request_id"]))
+        request_id = body["request_id"]
+        await world.until(lambda: "submitted" in world.kafka.statuses(request_id))  # noqa: B023
     await asyncio.sleep(0.1)  # every actor asleep until its first poll, 30 s away
     gc.collect()
     alive = sum(1 for o in gc.get_objects() if isinstance(o, Task))

@@ -111,3 +111,36 @@ async def test_a_resend_stopped_before_it_leaves_keeps_the_first_attempt_unresol
     await engine.start()
     assert await world.finished(body["request_id"]) == "failed"  # 1231: never paid twice
     assert world.generations(body["request_id"]) == 1
+
+
+async def test_two_lost_submits_never_take_each_others_vendor_task(world: World) -> None:
+    # Seen end to end: an instance died with two submits of one model unresolved, one of
+    # which had reached DashScope; the other task adopted that vendor task (the wrong video).
+    engine = world.start_engine(upstream_max_attempts=2, retry_base_s=0.01, retry_max_s=0.02)
+    provider = engine.ctx.providers["aliyun"]
+    model = "wanx2.1-t2v-turbo"
+    started = engine.clock.now()
+    reached, lost = (
+        make_task(
+            request_id=name,
+            provider="aliyun",
+            model=model,
+            params={"prompt": f"a cat [{name}]"},
+            owner="dead",
+            lease_s=-1,
+            submit_ticket=f"ticket-{name}",
+            submit_started_at=started,
+            submit_attempts=1,
+        )
+        for name in ("reached-1", "lost-1")
+    )
+    parameters = provider.models[model].parameters.model_validate(reached.params)
+    upstream = await provider.submit("reached-1", model, parameters, attempt=1)
+    await world.store.insert_many([reached, lost])
+    await engine.start()
+    await engine.leases.claim_expired()
+    for request_id in ("reached-1", "lost-1"):
+        await world.finished(request_id, timeout=10)
+    lost_task = await world.store.find_by_request_id("lost-1")
+    assert lost_task is not None and lost_task.upstream_task_id != upstream.upstream_task_id
+    assert world.generations("lost-1") == 0 and world.generations("reached-1") == 1

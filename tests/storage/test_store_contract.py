@@ -276,3 +276,16 @@ async def test_leases_of_some_tasks_only(store: TaskStore) -> None:
     renewed, kept = await store.get(one.id), await store.get(two.id)
     assert renewed is not None and kept is not None
     assert renewed.lease_until == later and kept.lease_until != later
+
+
+async def test_unresolved_submits_of_a_model_since_a_time(store: TaskStore) -> None:
+    now = datetime.now(UTC)
+    sent = make_task(submit_ticket="t", submit_started_at=now)
+    recorded = make_task(status="submitted", submit_started_at=now, upstream_task_id="u")
+    given_up = make_task(status="failed", submit_started_at=now)
+    earlier = make_task(submit_ticket="t", submit_started_at=now - timedelta(seconds=60))
+    other_model = make_task(model="cogvideox-2", submit_ticket="t", submit_started_at=now)
+    await store.insert_many([sent, recorded, given_up, earlier, other_model])
+    since = now - timedelta(seconds=5)
+    found = await store.submits_unresolved_since("zhipuai", "cogvideox-flash", since)
+    assert found == {sent.id, given_up.id}
