@@ -36,7 +36,6 @@ DOCUMENT = ROOT / "docs" / "asyncapi.json"
 def generate(extra_env: dict[str, str] | None = None) -> str:
     """The document as `faststream docs gen` writes it, generated with no environment."""
     faststream = Path(sys.executable).with_name("faststream")
-    # A fixed hash seed: FastStream lists channels in set order, which varies run to run.
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONHASHSEED": "0",
@@ -51,7 +50,9 @@ def generate(extra_env: dict[str, str] | None = None) -> str:
         )  # fmt: skip
         document = json.loads(out.read_text())
     with_input_payloads(document)
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Keys in name order: FastStream lists publishers (channels, operations, messages) in an
+    # order that changes from run to run, so an unsorted file would never stay current.
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def with_input_payloads(document: dict[str, Any]) -> None:
