@@ -1,8 +1,11 @@
 """Shared end-to-end checks: every request ended exactly once, and nothing was paid for twice.
 
-Used by the crash tests (test_resilience.py), where a counted resubmission is the one allowed
-extra generation, and by the infrastructure-fault tests (test_infrastructure.py), where no
-instance crashes and so no extra generation is allowed at all.
+Used by the crash tests (test_resilience.py) and the infrastructure-fault tests
+(test_infrastructure.py). No request may be generated twice in either. Where an instance
+crashed (`survivor`), a task whose submit was lost in the crash (sent, its answer never stored)
+may end `failed` instead of completed: BigModel refuses the repeat of its request id (1231) and
+cannot be asked which task it made; DashScope's task list cannot tell two lost submits of one
+model apart. It is never paid for twice (see consumers/engine/resolve.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from tests.e2e.conftest import Deployment, Simulator
 from tests.harness import ServiceProcess
 
 TERMINAL = {"completed", "failed", "cancelled"}
+# How a task whose submit was lost in a crash may end (README, "What is guaranteed").
+LOST_IN_A_CRASH = {"upstream_rejected", "upstream_unavailable"}
 
 
 def batch(label: str, count: int, models: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -32,6 +37,18 @@ def resubmissions(metrics_text: str) -> int:
             if line.startswith("video_upstream_resubmissions_total{")
         )
     )
+
+
+def all_ended(deployment: Deployment, work: list[tuple[str, str]]) -> bool:
+    """Every request has a terminal status (a completed one also its completed event)."""
+    collector, topics = deployment.collector, deployment.topics
+    for request_id, _ in work:
+        ended = {e["status"] for e in collector.events(request_id, topics.status)} & TERMINAL
+        if not ended:
+            return False
+        if "completed" in ended and not collector.events(request_id, topics.completed):
+            return False
+    return True
 
 
 def latest_status(deployment: Deployment, request_id: str) -> str | None:
@@ -53,16 +70,12 @@ async def assert_each_ended_once(
     work: list[tuple[str, str]],
     survivor: ServiceProcess | None = None,
 ) -> None:
-    """Each task ended exactly once, completed, with gap-free sequences; every file under a final
-    name is whole and belongs to a task; no temporary file is left.
-
-    Generations: with `survivor` (an instance crashed), a task may have been generated twice
-    only where the instance died between sending a submit and recording the vendor's task id,
-    and each of those is counted by the survivor, which submitted again. Without `survivor` (no
-    instance crashed), every request has exactly one upstream generation.
-    """
+    """Each task ended exactly once, with gap-free sequences, completed (or, only after a crash,
+    failed as a submit lost in it); no request was generated twice; every file under a final
+    name is whole and belongs to a completed task; no temporary file is left."""
     collector = deployment.collector
     extra_generations: dict[str, int] = {}
+    lost: set[str] = set()
     for request_id, _ in work:
         events = collector.events(request_id, deployment.topics.status)
         statuses = [e["status"] for e in events]
@@ -70,23 +83,23 @@ async def assert_each_ended_once(
         distinct = {e["event_id"]: e for e in events}
         terminal = [e for e in distinct.values() if e["status"] in TERMINAL]
         assert len(terminal) == 1, (request_id, statuses)
-        assert terminal[0]["status"] == "completed", (request_id, terminal[0])
+        end = terminal[0]
+        if end["status"] != "completed":
+            crash_loss = survivor is not None and end["error"]["code"] in LOST_IN_A_CRASH
+            assert crash_loss, (request_id, end)
+            lost.add(request_id)
         sequences = sorted(e["sequence"] for e in distinct.values())
         assert sequences == list(range(1, len(sequences) + 1)), (request_id, sequences)
         completed = {
             e["event_id"] for e in collector.events(request_id, deployment.topics.completed)
         }
-        assert len(completed) == 1, (request_id, completed)
+        assert len(completed) == (0 if request_id in lost else 1), (request_id, completed)
         generations = await sim.generations(prompt_contains=f"[{request_id}]")
-        assert generations >= 1, request_id
+        assert generations >= (0 if request_id in lost else 1), request_id
         if generations > 1:
             extra_generations[request_id] = generations - 1
-    if survivor is None:
-        assert not extra_generations, f"generated more than once: {extra_generations}"
-    else:
-        # A counted resubmission may also be one whose first attempt never reached the vendor.
-        allowed = resubmissions(await survivor.metrics())
-        assert sum(extra_generations.values()) <= allowed, (extra_generations, allowed)
+    assert not extra_generations, f"generated more than once: {extra_generations}"
+    assert len(lost) < len(work), "the crash lost every submit: nothing was tested"
     # Every file under a final name is whole and is a task's; no temporary file is left behind.
     files = {p.name for p in deployment.video_dir.iterdir()}
     assert not [name for name in files if name.endswith(".part")], sorted(files)
@@ -94,7 +107,10 @@ async def assert_each_ended_once(
     tasks = await deployment.settled_tasks()
     assert len(tasks) == len(work), (len(tasks), len(work))
     for task in tasks:
-        assert task["status"] == "completed" and task["active"] is False, _summary(task)
+        assert task["active"] is False, _summary(task)
+        if task["request_id"] in lost:
+            continue
+        assert task["status"] == "completed", _summary(task)
         for video in task["result"]["videos"]:
             with open(video["local_path"], "rb") as handle:
                 data = handle.read()

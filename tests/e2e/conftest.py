@@ -127,6 +127,7 @@ class Deployment:
             "RETRY_MAX_S": "0.5",
             "LEASE_TTL_S": "3",
             "SUBMIT_RECORD_GRACE_S": "2",
+            "SUBMIT_RESOLVE_AFTER_S": "1",
             "LOG_LEVEL": "INFO",
             **self.topics.env(),
         }

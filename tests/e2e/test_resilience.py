@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.checks import TERMINAL, assert_each_ended_once, batch, resubmissions
+from tests.e2e.checks import TERMINAL, all_ended, assert_each_ended_once, batch, resubmissions
 from tests.e2e.conftest import KAFKA, Deployment, Simulator
 from tests.e2e.models import marked
 from tests.harness import request, send
@@ -35,11 +35,7 @@ async def test_sigkill_mid_flight_then_restart_finishes_every_task_once(
     )
     first.kill()
     second = await deployment.start_instance()
-    await collector.wait_for(
-        lambda: all(collector.events(r, deployment.topics.completed) for r, _ in work),
-        90,
-        "all completed",
-    )
+    await collector.wait_for(lambda: all_ended(deployment, work), 120, "every task ended")
     await assert_each_ended_once(deployment, sim, work, survivor=second)
 
 
@@ -60,11 +56,7 @@ async def test_two_instances_share_the_work_and_survive_one_dying(
     owners = Counter(t["lease_owner"] for t in await deployment.tasks())
     assert len(owners) == 2, owners  # both instances took requests from their partitions
     one.kill()
-    await collector.wait_for(
-        lambda: all(collector.events(r, deployment.topics.completed) for r, _ in work),
-        90,
-        "all completed",
-    )
+    await collector.wait_for(lambda: all_ended(deployment, work), 120, "every task ended")
     await assert_each_ended_once(deployment, sim, work, survivor=two)
     assert "video_tasks_taken_over_total" in await two.metrics()
 
