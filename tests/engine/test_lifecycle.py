@@ -3,6 +3,7 @@ errors end it with the right code, duplicates start nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from providers.registry import get_model
@@ -27,7 +28,11 @@ async def test_a_request_completes_with_one_generation(world: World) -> None:
     video = completed["result"]["videos"][0]
     assert Path(video["local_path"]).stat().st_size == video["size_bytes"] > 0
     assert world.generations(body["request_id"]) == 1
-    stored = await world.store.find_by_request_id(body["request_id"])
+    for _ in range(100):  # the store records the events as published just after they go out
+        stored = await world.store.find_by_request_id(body["request_id"])
+        if stored is not None and not stored.active:
+            break
+        await asyncio.sleep(0.01)
     assert stored is not None and stored.active is False and stored.published == len(stored.events)
 
 
