@@ -86,7 +86,7 @@ class Slots:
         limit = provider.running_slots.limit(model)
         if limit <= 0 or task_id in self._held:
             return True
-        key, who = f"running:{provider.name}:{model}", tenant or NO_TENANT
+        key, who = _key(provider, model), tenant or NO_TENANT
         queue = self._queues.setdefault(key, _Queue())
         queue.add(who, task_id)
         try:
@@ -116,12 +116,12 @@ class Slots:
     async def keep(self, task_id: str, tenant: str | None, provider: Provider, model: str) -> None:
         """Count a task that already runs upstream (resumed or taken over) as this instance's,
         over the limit if need be: stopping it would waste what is paid for."""
-        if task_id in self._held or provider.running_slots.limit(model) <= 0:
+        limit = provider.running_slots.limit(model)
+        if task_id in self._held or limit <= 0:
             return
-        key = f"running:{provider.name}:{model}"
+        key = _key(provider, model)
         until = self._lease_until()
         if not await self._store.keep_slot(key, task_id, self._owner, until):
-            limit = provider.running_slots.limit(model)
             await self._store.claim_slot(key, limit, task_id, self._owner, until, self._now())
         self._held[task_id] = (key, tenant or NO_TENANT)
 
@@ -144,3 +144,8 @@ class Slots:
 
     def _running(self, tenant: str) -> int:
         return sum(1 for _, who in self._held.values() if who == tenant)
+
+
+def _key(provider: Provider, model: str) -> str:
+    """The slot documents of one model at one vendor (one account per vendor)."""
+    return f"running:{provider.name}:{model}"

@@ -100,7 +100,7 @@ async def _adopt(
     ctx: EngineContext, task: Task, found: Submitted, progress: Progress
 ) -> float | None:
     """The vendor did create the lost submit's task: record it as this task's."""
-    first_poll = ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
+    first_poll = _first_poll_s(ctx)
     recorded = await _record(ctx, task, task.submit_ticket, found, first_poll)
     if recorded is None:
         return 0.0
@@ -140,7 +140,7 @@ async def _send_and_record(
             raise
         return _outcome_unknown(ctx, task, provider, exc)
     ctx.metrics.upstream_calls.labels(provider.name, "submit", "ok").inc()
-    first_poll = ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
+    first_poll = _first_poll_s(ctx)
     recorded = await _record(ctx, task, ticket, submitted, first_poll)
     if recorded is None:
         # Cancelled, or taken over and submitted again meanwhile: nobody will use this one.
@@ -213,3 +213,8 @@ def _count_resubmission(ctx: EngineContext, task: Task) -> None:
         task.submit_started_at,
         task.provider,
     )
+
+
+def _first_poll_s(ctx: EngineContext) -> float:
+    """Seconds from a recorded submit to its first status query."""
+    return ctx.settings.poll_first_s or ctx.settings.poll_interval_min_s
