@@ -49,20 +49,6 @@ class Backend(Protocol):
         """The dead-letter topic's records (from `since_ms` on), up to its end now."""
         ...
 
-    async def _partitions(self, topic: str) -> list[int]:
-        admin = AIOKafkaAdminClient(**aiokafka_options(self.settings))
-        await admin.start()
-        try:
-            # Listed first: describing a missing topic would have the broker create it.
-            if topic not in await admin.list_topics():
-                raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
-            (described,) = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        if described.get("error_code") or not described.get("partitions"):
-            raise TopicMissing(f"topic {topic} does not exist (no dead letter yet?)")
-        return sorted(int(p["partition"]) for p in described["partitions"])
-
     async def send(self, records: Sequence[Outgoing]) -> None:
         """Send, in order, each acknowledged by every in-sync replica."""
         ...
