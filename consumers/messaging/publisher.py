@@ -67,7 +67,9 @@ class ReplyCopies:
     async def _drain(self, topic: str, queue: asyncio.Queue[tuple[bytes, bytes]]) -> None:
         while True:
             try:
-                key, value = await asyncio.wait_for(queue.get(), self._idle_s)
+                # Not asyncio.wait_for: in Python 3.11 it can swallow the cancel of `stop()`.
+                async with asyncio.timeout(self._idle_s):
+                    key, value = await queue.get()
             except TimeoutError:
                 if queue.empty():  # nothing can be added between this check and the removal
                     del self._queues[topic]

@@ -81,7 +81,10 @@ class ConsumerLag:
         failures = 0
         while True:
             try:
-                self._lags = await asyncio.wait_for(self.sample(), self._interval_s * 2)
+                # Not asyncio.wait_for: in Python 3.11 it can swallow the cancel of `stop()` when
+                # the sample ends at the same moment, and the loop then never stops.
+                async with asyncio.timeout(self._interval_s * 2):
+                    self._lags = await self.sample()
                 failures = 0
             except asyncio.CancelledError:
                 raise
