@@ -206,6 +206,7 @@ async def throughput(tasks: int, instances: int) -> None:
         cpu_s, _, last_peak = bench.usage()
         peak = max(peak, last_peak)
         upstream = await bench.sim_get("/_sim/tasks")
+        calls = (await bench.sim_get("/_sim/stats"))["requests"]
         ends = {t["prompt"].split()[-1]: t["ends_at"] for t in upstream["tasks"]}
         notice, complete = [], []
         for request_id in ids:
@@ -234,6 +235,12 @@ async def throughput(tasks: int, instances: int) -> None:
         if lags:
             p50, p99 = statistics.median(lags), percentile(lags, 0.99)
             print(f"  upstream completion -> {name}: p50 {p50:.3f} s, p99 {p99:.3f} s")
+    per_task = ", ".join(
+        f"{route} {entry['total'] / tasks:.2f}"
+        for vendor in calls.values()
+        for route, entry in sorted(vendor.items())
+    )
+    print(f"  upstream calls per task: {per_task}")
     print(f"  service peak RSS {peak / 2**20:.0f} MiB (all instances)")
 
 

@@ -6,7 +6,10 @@ more than the account allows, and a crashed instance's slots come back after its
 an instance's own waiters queue per model: one turn per tenant in rotation (a burst of one
 tenant cannot starve the others), first come first served within a tenant, and optionally at
 most `TENANT_MAX_RUNNING` slots per tenant. Across instances, a freed slot goes to whichever
-instance asks first; each asks again at least every `RETRY_S`.
+instance asks first; each asks again at least every `RETRY_S`: a freed slot stands idle for
+half of that on average, a tenth of a second, which keeps even 2 s generations' slots over 90%
+busy. Only the head waiter of each model asks, so the store sees at most five small claims a
+second per model and instance while work waits.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from providers.base import Provider
 
 log = logging.getLogger("video.slots")
 
-RETRY_S = 0.5
+RETRY_S = 0.2
 NO_TENANT = ""
 
 

@@ -36,11 +36,13 @@ def refusals(world: World) -> dict[str, int]:
 
 
 def utilisation(world: World, limit: int) -> float:
-    """Vendor-side running time over what `limit` slots allow from first submit to last end."""
-    tasks = world.sim.tasks.all()
-    busy = sum(t.ended - t.created for t in tasks)
-    span = max(t.ended for t in tasks) - min(t.created for t in tasks)
-    return busy / (limit * span)
+    """Vendor-side running time over what `limit` slots allow while work waits for a slot: from
+    the moment all slots could first be full (before that, the submit rate is the limit in use)
+    to the last submit (after it, nothing waits)."""
+    tasks = sorted(world.sim.tasks.all(), key=lambda t: t.created)
+    start, end = tasks[limit - 1].created, tasks[-1].created
+    busy = sum(max(0.0, min(t.ended, end) - max(t.created, start)) for t in tasks)
+    return busy / (limit * (end - start))
 
 
 async def test_three_instances_keep_the_account_limits_together(world: World) -> None:
@@ -56,7 +58,7 @@ async def test_three_instances_keep_the_account_limits_together(world: World) ->
     assert refusals(world) == {}, "no limit-exceeded answer"
     used = utilisation(world, limit=2)
     print(f"running-slot utilisation with three instances: {used:.0%}")
-    assert used >= 0.8
+    assert used >= 0.9
 
 
 async def test_a_burst_of_one_tenant_does_not_starve_another(world: World) -> None:
