@@ -44,6 +44,7 @@ from consumers.subscribers.intake import Intake
 from providers.base import Provider
 from providers.registry import create_providers
 from providers.settings import ProviderSettings
+from providers.transport import aiohttp_transport
 from schemas.events import CompletedEvent, DeadLetterEvent, StatusEvent
 
 log = logging.getLogger("video.app")
@@ -75,9 +76,8 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
     providers = create_providers(ProviderSettings.from_environment())
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=10.0),
-        # httpcore scans every pooled connection per request: keep few idle ones.
-        limits=httpx.Limits(
-            max_connections=settings.max_concurrent_downloads, max_keepalive_connections=8
+        transport=aiohttp_transport(
+            httpx.Limits(max_connections=settings.max_concurrent_downloads)
         ),
     )
     try:

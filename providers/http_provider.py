@@ -50,6 +50,7 @@ from providers.http import HttpResponse, send
 from providers.keys import KeyRing
 from providers.limits import RateLimiter, RunningSlots
 from providers.settings import ProviderSettings, VendorSettings
+from providers.transport import aiohttp_transport
 from providers.wire_types import ListedTask, Wire
 from schemas.errors import ErrorCode
 
@@ -108,7 +109,7 @@ class HttpProvider(Provider):
             base_url=api_base(base_url, self.wire.API_ROOT),
             timeout=timeout,
             limits=pool,
-            transport=transport,
+            transport=transport or aiohttp_transport(pool),
         )
 
     @classmethod

@@ -25,6 +25,7 @@ from consumers.media.download import (
     remove_file,
 )
 from consumers.media.hosts import host_allowed
+from providers.transport import aiohttp_transport
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = (ROOT / "simulator" / "media" / "landscape_720p_5s.mp4").read_bytes()
@@ -239,8 +240,9 @@ async def test_truncated_body_is_transient(tmp_path: Path) -> None:
     assert "Content-Length" in error.message
 
 
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 @pytest.mark.parametrize("sent", [len(DATA), len(DATA) // 2, 0])
-async def test_real_http_server(tmp_path: Path, sent: int) -> None:
+async def test_real_http_server(tmp_path: Path, sent: int, transport: str) -> None:
     # Announces the whole file, sends `sent` bytes of it, closes: httpx sees the short body.
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -252,7 +254,8 @@ async def test_real_http_server(tmp_path: Path, sent: int) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}/v.mp4"
-    async with server, httpx.AsyncClient(trust_env=False) as client:
+    chosen = aiohttp_transport(httpx.Limits()) if transport == "aiohttp" else None
+    async with server, httpx.AsyncClient(trust_env=False, transport=chosen) as client:
         if sent == len(DATA):
             video = await fetch(client, tmp_path, url=url, allowed_hosts=["127.0.0.1"])
             assert video.sha256 == hashlib.sha256(DATA).hexdigest()
