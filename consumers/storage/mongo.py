@@ -12,11 +12,12 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from consumers.storage.base import PendingCancel
+from consumers.storage.group_write import GroupWrite
 from consumers.storage.task import OutboxEntry, Task
 from schemas.status import TERMINAL
 
@@ -36,6 +37,8 @@ class MongoTaskStore:
         self.learned: AsyncCollection[Document] = self._db["learned"]
         self.limits: AsyncCollection[Document] = self._db["vendor_limits"]
         self._slot_keys: set[str] = set()  # slot documents known to exist
+        # Every task ends with this write: tasks finishing together share one (group commit).
+        self._finished = GroupWrite[str, int](self._mark_finished, merge=max)
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
@@ -153,9 +156,19 @@ class MongoTaskStore:
         return await self._update({"_id": task_id, "status": {"$nin": _TERMINAL}}, lease, ())
 
     async def mark_finished(self, task_id: str, published: int) -> None:
-        await self.tasks.update_one(
-            {"_id": task_id, "published": {"$lte": published}},
-            {"$set": {"published": published, "active": False}},
+        await self._finished(task_id, published)
+
+    async def _mark_finished(self, marks: Mapping[str, int]) -> None:
+        """The tasks marked while the previous write was in flight, in one round trip."""
+        await self.tasks.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": task_id, "published": {"$lte": published}},
+                    {"$set": {"published": published, "active": False}},
+                )
+                for task_id, published in marks.items()
+            ],
+            ordered=False,
         )
 
     # --- leases -------------------------------------------------------------------------------

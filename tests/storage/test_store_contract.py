@@ -165,6 +165,16 @@ async def test_finished_tasks_leave_the_scans(store: TaskStore) -> None:
     assert stored is not None and stored.active is False and stored.published == 1
 
 
+async def test_tasks_finishing_together_are_all_marked(store: TaskStore) -> None:
+    tasks = [make_task(owner="a") for _ in range(30)]
+    await store.insert_many(tasks)
+    await asyncio.gather(*(store.mark_finished(t.id, n % 3 + 1) for n, t in enumerate(tasks)))
+    assert await store.held_task_ids("a") == set()
+    for n, task in enumerate(tasks):
+        stored = await store.get(task.id)
+        assert stored is not None and not stored.active and stored.published == n % 3 + 1
+
+
 async def test_get_many_returns_the_known_ones(store: TaskStore) -> None:
     one, two = make_task(), make_task()
     await store.insert_many([one, two])
