@@ -17,7 +17,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from consumers.storage.base import PendingCancel
-from consumers.storage.group_write import GroupWrite
+from consumers.storage.batched import Batched
 from consumers.storage.task import OutboxEntry, Task
 from schemas.status import TERMINAL
 
@@ -37,8 +37,10 @@ class MongoTaskStore:
         self.learned: AsyncCollection[Document] = self._db["learned"]
         self.limits: AsyncCollection[Document] = self._db["vendor_limits"]
         self._slot_keys: set[str] = set()  # slot documents known to exist
-        # Every task ends with this write: tasks finishing together share one (group commit).
-        self._finished = GroupWrite[str, int](self._mark_finished, merge=max)
+        # Every step after a sleep starts with this read and every task ends with this write:
+        # calls made together share one round trip.
+        self._reads = Batched[str, None, Task](self._get_batch)
+        self._finished = Batched[str, int, None](self._mark_finished, merge=max)
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
@@ -79,7 +81,10 @@ class MongoTaskStore:
         return set()
 
     async def get(self, task_id: str) -> Task | None:
-        return _task(await self.tasks.find_one({"_id": task_id}))
+        return await self._reads(task_id, None)
+
+    async def _get_batch(self, task_ids: Mapping[str, None]) -> dict[str, Task]:
+        return {task.id: task for task in await self.get_many(task_ids)}
 
     async def get_many(self, task_ids: Collection[str]) -> list[Task]:
         cursor = self.tasks.find({"_id": {"$in": list(task_ids)}})
@@ -158,7 +163,7 @@ class MongoTaskStore:
     async def mark_finished(self, task_id: str, published: int) -> None:
         await self._finished(task_id, published)
 
-    async def _mark_finished(self, marks: Mapping[str, int]) -> None:
+    async def _mark_finished(self, marks: Mapping[str, int]) -> Mapping[str, None]:
         """The tasks marked while the previous write was in flight, in one round trip."""
         await self.tasks.bulk_write(
             [
@@ -170,6 +175,7 @@ class MongoTaskStore:
             ],
             ordered=False,
         )
+        return {}
 
     # --- leases -------------------------------------------------------------------------------
 

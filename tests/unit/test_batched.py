@@ -1,5 +1,5 @@
-"""Group commit (consumers/storage/group_write.py): alone at once, together under load, and
-each caller gets its own write's outcome."""
+"""Group commit (consumers/storage/batched.py): alone at once, together under load, and each
+caller gets its own result, or its own batch's error."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from consumers.storage.group_write import GroupWrite
+from consumers.storage.batched import Batched
 
 
 class Recorder:
@@ -17,23 +17,26 @@ class Recorder:
         self.gate.set()
         self.fail_next = False
 
-    async def write(self, batch: dict[str, int]) -> None:
+    async def write(self, batch: dict[str, int]) -> dict[str, int]:
         self.writes.append(dict(batch))
         await self.gate.wait()
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("injected")
+        return {key: value * 10 for key, value in batch.items() if key != "absent"}
 
 
-async def test_a_lone_call_is_written_at_once() -> None:
+async def test_a_lone_call_is_written_at_once_with_its_result() -> None:
     recorder = Recorder()
-    await GroupWrite(recorder.write)("a", 1)
-    assert recorder.writes == [{"a": 1}]
+    batched = Batched(recorder.write)
+    assert await batched("a", 1) == 10
+    assert await batched("absent", 1) is None
+    assert recorder.writes == [{"a": 1}, {"absent": 1}]
 
 
 async def test_calls_made_during_a_write_share_the_next_one() -> None:
     recorder = Recorder()
-    group = GroupWrite(recorder.write, merge=max)
+    group = Batched(recorder.write, merge=max)
     recorder.gate.clear()
     first = asyncio.create_task(group("a", 1))
     await asyncio.sleep(0)  # the first write is in flight
@@ -42,13 +45,15 @@ async def test_calls_made_during_a_write_share_the_next_one() -> None:
     await asyncio.sleep(0)
     assert not any(task.done() for task in [first, *later])
     recorder.gate.set()
-    await asyncio.gather(first, *later)
+    results = await asyncio.gather(first, *later)
+    # Both calls for t3 ran as one, with the merged value.
+    assert results == [10, *(300 if n == 3 else n * 10 for n in range(10)), 300]
     assert recorder.writes == [{"a": 1}, {**{f"t{n}": n for n in range(10)}, "t3": 30}]
 
 
 async def test_a_failed_write_fails_its_callers_only() -> None:
     recorder = Recorder()
-    group = GroupWrite(recorder.write)
+    group = Batched(recorder.write)
     recorder.gate.clear()
     recorder.fail_next = True
     failing = asyncio.create_task(group("a", 1))
@@ -63,7 +68,7 @@ async def test_a_failed_write_fails_its_callers_only() -> None:
 
 async def test_a_cancelled_caller_does_not_cancel_the_others_write() -> None:
     recorder = Recorder()
-    group = GroupWrite(recorder.write)
+    group = Batched(recorder.write)
     recorder.gate.clear()
     await_first = asyncio.create_task(group("a", 1))
     await asyncio.sleep(0)
