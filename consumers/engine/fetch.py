@@ -38,7 +38,12 @@ async def fetch(ctx: EngineContext, task: Task) -> float | None:
         async with asyncio.timeout(ctx.seconds_left(task.deadline_at.timestamp())):
             # Below VIDEO_DIR_MIN_FREE_BYTES, wait (holding no download slot) rather than fail
             # half-way on a full disk; the deadline still bounds the wait.
-            await wait_for_free_space(ctx.video_dir, ctx.settings.video_dir_min_free_bytes)
+            settings = ctx.settings
+            await wait_for_free_space(
+                ctx.video_dir,
+                settings.video_dir_min_free_bytes,
+                settings.max_video_bytes * len(task.videos or ()),
+            )
             async with ctx.downloads:
                 files = [await _one(ctx, video) for video in task.videos or ()]
     except TimeoutError as exc:

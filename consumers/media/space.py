@@ -8,6 +8,10 @@ threshold is shared by every download of the process, so a low-space episode is 
 when it starts, again every minute while it lasts (with the number of downloads waiting), and
 once when it ends.
 
+Measuring is a `statvfs` in a worker thread, which under load cost more than the rest of the
+guard: a measurement that left room for more downloads (counted at the most each may write) is
+used again for them, for at most `REMEASURE_S` (other writers on the disk are not counted).
+
 `free_bytes(video_dir)` is cheap and synchronous, for a gauge (`video_dir_free_bytes`) read on
 every scrape (`free_bytes_or_nan` never raises, as a gauge callback must not). The threshold
 is a margin, not a reservation: downloads that start together may together use more than it.
@@ -26,6 +30,7 @@ log = logging.getLogger("video.space")
 
 POLL_S = 5.0
 LOG_EVERY_S = 60.0
+REMEASURE_S = 1.0
 
 
 def free_bytes(video_dir: Path | str) -> int:
@@ -73,6 +78,8 @@ class SpaceGuard:
         self.waiting = 0  # downloads waiting for space now
         self._low_since: float | None = None
         self._logged_at = 0.0
+        self._spare = 0  # room the last measurement left above the threshold, less what passed since
+        self._measured_at = 0.0
 
     def free_bytes(self) -> int:
         return self._measure(self.video_dir)
@@ -82,12 +89,16 @@ class SpaceGuard:
         """Whether the last measurement was below the threshold (downloads are waiting)."""
         return self._low_since is not None
 
-    async def wait(self) -> float:
-        """Return once enough space is free; the seconds waited. Cancellable at any point."""
+    async def wait(self, download_bytes: int = 0) -> float:
+        """Return once enough space is free for a download of at most `download_bytes` (0: not
+        known, measure); the seconds waited. Cancellable at any point."""
         if self.min_free_bytes <= 0:
             return 0.0
         started = self._monotonic()
-        free = await self._free()
+        if self._spare >= download_bytes > 0 and started - self._measured_at < REMEASURE_S:
+            self._spare -= download_bytes  # room for this one as last measured
+            return 0.0
+        free = await self._free(download_bytes)
         if free is None or free >= self.min_free_bytes:
             self._recovered(free)
             return 0.0
@@ -96,20 +107,24 @@ class SpaceGuard:
             while free is not None and free < self.min_free_bytes:
                 self._still_low(free)
                 await self._sleep(self.poll_s)
-                free = await self._free()
+                free = await self._free(download_bytes)
         finally:
             self.waiting -= 1
         self._recovered(free)
         return self._monotonic() - started
 
-    async def _free(self) -> int | None:
+    async def _free(self, download_bytes: int) -> int | None:
         """None when the file system cannot be measured: the download goes ahead (and fails
         on its own if the directory is really unusable); the guard invents no failure."""
         try:
-            return await asyncio.to_thread(self._measure, self.video_dir)
+            free = await asyncio.to_thread(self._measure, self.video_dir)
         except OSError as exc:
             log.warning("free space of %s cannot be measured: %r", self.video_dir, exc)
+            self._spare = 0
             return None
+        self._spare = max(0, free - self.min_free_bytes - download_bytes)  # this one's taken
+        self._measured_at = self._monotonic()
+        return free
 
     def _still_low(self, free: int) -> None:
         now = self._monotonic()
@@ -152,10 +167,13 @@ def guard_for(video_dir: Path | str, min_free_bytes: int) -> SpaceGuard:
     return guard
 
 
-async def wait_for_free_space(video_dir: Path | str, min_free_bytes: int) -> float:
+async def wait_for_free_space(
+    video_dir: Path | str, min_free_bytes: int, download_bytes: int = 0
+) -> float:
     """Wait until `video_dir` has `min_free_bytes` free (at once when it has, or when the
-    threshold is 0); the seconds waited. For the download step, before it writes a byte."""
-    return await guard_for(video_dir, min_free_bytes).wait()
+    threshold is 0); the seconds waited. For the download step, before it writes a byte of a
+    download of at most `download_bytes` (0: not known, measure every time)."""
+    return await guard_for(video_dir, min_free_bytes).wait(download_bytes)
 
 
 def downloads_waiting_for_space() -> int:

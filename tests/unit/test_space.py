@@ -30,8 +30,10 @@ class Disk:
         self.sleeps: list[float] = []
         self.on_sleep: list[int] = []  # free bytes after each sleep, in turn
         self.error: OSError | None = None
+        self.measured = 0
 
     def measure(self, path: Path) -> int:
+        self.measured += 1
         if self.error is not None:
             raise self.error
         return self.free
@@ -70,6 +72,22 @@ def test_the_gauge_value_is_nan_when_the_disk_cannot_be_measured(
 
     monkeypatch.setattr(space.shutil, "disk_usage", denied)
     assert math.isnan(free_bytes_or_nan("/videos"))
+
+
+async def test_a_measurement_with_room_to_spare_serves_the_next_downloads() -> None:
+    disk = Disk(free=1000 + 350)
+    guard = disk.guard(min_free=1000)
+    assert [await guard.wait(download_bytes=100) for _ in range(3)] == [0.0] * 3
+    assert disk.measured == 1  # 350 spare: room for this download and two more
+    disk.free = 500  # meanwhile the disk filled: the next one measures and waits
+    disk.on_sleep = [2000]
+    assert await guard.wait(download_bytes=100) > 0 and disk.measured == 3
+    await guard.wait(download_bytes=100)
+    disk.clock += space.REMEASURE_S  # a measurement is used for a second at most
+    await guard.wait(download_bytes=100)
+    assert disk.measured == 4
+    await guard.wait()  # a download of unknown size always measures
+    assert disk.measured == 5
 
 
 async def test_with_enough_space_nothing_waits() -> None:

@@ -140,3 +140,27 @@ async def test_no_free_connection_in_time_was_never_sent() -> None:
         release.set()
         first.cancel()
     assert error.transient and error.submit_not_taken
+
+
+async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        seen.append(head.split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with (
+        server,
+        httpx.AsyncClient(
+            base_url="http://vendor.test", transport=aiohttp_transport(httpx.Limits())
+        ) as client,
+    ):
+        response = await send(client, HttpRequest("GET", "/tasks/1", {}, None), "vendor")
+    assert response.status_code == 200
+    assert seen == [b"GET http://vendor.test/tasks/1 HTTP/1.1"]
