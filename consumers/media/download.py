@@ -113,7 +113,8 @@ async def download_video(
     final = video_dir / filename
     part = _Part(video_dir / temp_name)
     try:
-        await asyncio.to_thread(video_dir.mkdir, parents=True, exist_ok=True)
+        if not video_dir.is_dir():  # a stat, like the writes below, on the event loop
+            await asyncio.to_thread(video_dir.mkdir, parents=True, exist_ok=True)
         await _fetch(client, first, part, max_bytes, allowed_hosts, timeout, resolve)
         part.finishing = True
         info = await asyncio.to_thread(part.finish, final)
@@ -136,7 +137,10 @@ async def existing_video(video_dir: Path, filename: str) -> VideoFile | None:
     """The video already saved under its final name (a crash after the rename but before the task
     recorded completion), re-hashed and probed; None when absent or not an MP4."""
     _check_name(filename)
-    return await asyncio.to_thread(_inspect, video_dir / filename)
+    path = video_dir / filename
+    if not os.path.exists(path):  # the usual case, answered without a worker thread
+        return None
+    return await asyncio.to_thread(_inspect, path)
 
 
 def remove_file(video_dir: Path, name: str) -> None:
