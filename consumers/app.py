@@ -3,7 +3,9 @@
 Wiring only. `create_app(settings)` builds the broker with one router per input topic; the
 lifespan builds the rest once the process starts (the connections of `connect`, the engine,
 intake, back-pressure and the metrics/health endpoint), so importing this module connects to
-nothing and needs no secret. The in-process tests pass their own `connect`.
+nothing and needs no secret. The in-process tests pass their own `connect`. Tracing is on only
+when OpenTelemetry's variables ask for it (consumers/operations/tracing.py): then the broker has
+FastStream's telemetry middleware, and the provider lives as long as the app runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from faststream import AsyncAPI, ContextRepo, FastStream
@@ -29,6 +31,7 @@ from consumers.engine.engine import Engine
 from consumers.media.objects import ObjectSink
 from consumers.messaging.kafka import ensure_topics, security
 from consumers.messaging.publisher import COMPLETED, STATUS, EventPublisher, Send
+from consumers.operations import tracing
 from consumers.operations.health import HealthServer
 from consumers.operations.lag import ConsumerLag
 from consumers.operations.logs import configure_logging
@@ -46,6 +49,9 @@ from providers.registry import create_providers
 from providers.settings import ProviderSettings
 from providers.transport import aiohttp_transport
 from schemas.events import CompletedEvent, DeadLetterEvent, StatusEvent
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger("video.app")
 
@@ -94,11 +100,21 @@ async def connect(settings: Settings) -> AsyncIterator[Connections]:
         await mongo.close()
 
 
-def create_app(settings: Settings | None = None, *, connect: Connect = connect) -> FastStream:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    connect: Connect = connect,
+    tracer_provider: TracerProvider | None = None,
+) -> FastStream:
+    """The app. `tracer_provider` (tests) turns tracing on with it; by default the environment
+    decides (`tracing.from_environment`: off unless OTEL_* variables ask for it)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
+    tracer_provider = tracer_provider or tracing.from_environment(
+        instance_id=settings.instance_id, version=_version()
+    )
     metrics = Metrics()
-    broker = _broker(settings, metrics)
+    broker = _broker(settings, metrics, tracer_provider)
     requests_router, requests_subscriber = requests.build_router(settings)
     cancel_router, cancel_subscriber = cancels.build_router(settings)
     broker.include_router(requests_router)
@@ -107,7 +123,7 @@ def create_app(settings: Settings | None = None, *, connect: Connect = connect) 
     @asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         auth = Authenticator(settings)  # refuses to start with an unusable key
-        async with connect(settings) as connections:
+        async with connect(settings) as connections, _traced(tracer_provider):
             parts = _assemble(settings, broker, connections, metrics, auth)
             parts["backpressure"] = Backpressure(
                 requests_subscriber, parts["engine"].scheduler, settings.max_in_flight, metrics
@@ -202,16 +218,39 @@ def _version() -> str:
         return "0.0.0"
 
 
-def _broker(settings: Settings, metrics: Metrics) -> KafkaBroker:
+@asynccontextmanager
+async def _traced(tracer_provider: TracerProvider | None) -> AsyncIterator[None]:
+    """Spans of ours while the app runs (tracing on); its last spans exported at the end."""
+    tracing.install(tracer_provider)
+    try:
+        yield
+    finally:
+        tracing.install(None)
+        if tracer_provider is not None:
+            await asyncio.to_thread(tracer_provider.shutdown)
+
+
+def _broker(
+    settings: Settings, metrics: Metrics, tracer_provider: TracerProvider | None
+) -> KafkaBroker:
+    middlewares: list[Any] = [
+        KafkaPrometheusMiddleware(registry=metrics.registry, app_name="video-service")
+    ]
+    if tracer_provider is not None:
+        from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+        middlewares.append(
+            KafkaTelemetryMiddleware(
+                tracer_provider=tracer_provider, include_messages_counters=False
+            )
+        )
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"video-service-{settings.instance_id}",
         security=security(settings),
         enable_idempotence=True,  # with acks=all: no event lost or duplicated by producer retries
         acks="all",
-        middlewares=[
-            KafkaPrometheusMiddleware(registry=metrics.registry, app_name="video-service")
-        ],
+        middlewares=middlewares,
         graceful_timeout=30.0,
     )
 
@@ -261,14 +300,18 @@ def kafka_send(broker: KafkaBroker, *, metered: bool = True) -> Send:
     """The publisher's way to Kafka: queue a send, return its confirmation.
 
     `metered=False` goes to the broker's producer directly, past the middlewares: for copies to
-    producers' reply topics, which must not each add a set of per-topic metrics series."""
+    producers' reply topics, which must not each add a set of per-topic metrics series (nor
+    spans: a copy carries the headers it is given)."""
 
-    async def send(value: bytes, topic: str, key: bytes | None) -> Awaitable[Any]:
-        headers = {"content-type": "application/json"}
+    async def send(
+        value: bytes, topic: str, key: bytes | None, trace: Mapping[str, str]
+    ) -> Awaitable[Any]:
+        headers = {"content-type": "application/json", **trace}
         if metered:
-            confirmation = await broker.publish(
-                value, topic, key=key, headers=headers, no_confirm=True
-            )
+            with tracing.publishing(headers):
+                confirmation = await broker.publish(
+                    value, topic, key=key, headers=headers, no_confirm=True
+                )
         else:
             command = KafkaPublishCommand(
                 value,

@@ -2,7 +2,9 @@
 
 Each step starts from the task as stored, so a cancel, a takeover or a crash between steps is
 always seen. Between steps the actor holds only its task id and a few counters, not the task
-document. Errors are handled in one place: `_on_error` decides retry or give up.
+document. Errors are handled in one place: `_on_error` decides retry or give up. Each step runs
+in the task's log context and, when tracing is on, in a span of its own (`video.<step>`, in the
+task's trace; consumers/operations/tracing.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from consumers.engine.scheduler import Alarm
 from consumers.engine.submit import submit
 from consumers.errors import INFRA_ERRORS, INFRA_RETRY_S, LeaseLost, ShuttingDown, TaskMoved
 from consumers.media.download import DownloadError
+from consumers.operations import tracing
 from consumers.operations.logs import task_context
 from consumers.storage.task import Task
 from providers.base import ProviderError
@@ -47,7 +50,8 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
                 return
             if progress.next_at == 0.0 and task.next_action_at is not None:
                 progress.next_at = task.next_action_at.timestamp()  # resumed: keep its schedule
-            with task_context(task):  # every line logged in the step names the task
+            # Every line logged in the step names the task; the span (tracing on) is its child.
+            with task_context(task), tracing.step_span(_step_name(task), task):
                 delay = await _guarded_step(ctx, task, progress)
             if delay is None:
                 return
@@ -89,6 +93,15 @@ async def step(ctx: EngineContext, task: Task, progress: Progress) -> float | No
     return await poll(ctx, task, provider, progress)
 
 
+def _step_name(task: Task) -> str:
+    """What the next step will do, by the task's state: the name of its span."""
+    if task.terminal:
+        return "publish"
+    if task.cancelling:
+        return "cancel"
+    return {TaskStatus.ACCEPTED: "submit", TaskStatus.DOWNLOADING: "fetch"}.get(task.status, "poll")
+
+
 async def _guarded_step(ctx: EngineContext, task: Task, progress: Progress) -> float | None:
     try:
         return await step(ctx, task, progress)
@@ -100,8 +113,10 @@ async def _guarded_step(ctx: EngineContext, task: Task, progress: Progress) -> f
     except ShuttingDown:
         return None
     except (ProviderError, DownloadError) as exc:
+        tracing.record_error(exc)
         return await _on_error(ctx, task, exc, progress)
     except INFRA_ERRORS as exc:
+        tracing.record_error(exc)
         log.warning("task %s: %r; retrying in %.0f s", task.id, exc, INFRA_RETRY_S)
         return INFRA_RETRY_S
 

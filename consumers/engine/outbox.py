@@ -3,7 +3,8 @@
 A move is one guarded store update that sets the task's fields and appends its event(s). The
 events are then published; what reached Kafka is remembered here, in memory, and stored with the
 task's next write (not in a write of its own). A crash in between only publishes the latest
-events again, with the same event ids; without a crash nothing is published twice.
+events again, with the same event ids; without a crash nothing is published twice. Each event
+carries the task's trace context as headers (consumers/operations/tracing.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from consumers.engine.clock import Clock, seconds_between
 from consumers.errors import TaskMoved
 from consumers.messaging import events
 from consumers.messaging.publisher import EventPublisher
+from consumers.operations import tracing
 from consumers.operations.metrics import Metrics
 from consumers.storage.base import TaskStore
 from consumers.storage.task import OutboxEntry, Task
@@ -102,7 +104,10 @@ class Outbox:
         done = self._known(task)
         if done < len(task.events):
             await self.publisher.publish_entries(
-                task.request_id, task.events[done:], task.reply_topic
+                task.request_id,
+                task.events[done:],
+                task.reply_topic,
+                headers=tracing.event_headers(task.trace_context),
             )
             done = self._published[task.id] = len(task.events)
         if task.terminal and task.active:

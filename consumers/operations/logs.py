@@ -20,10 +20,12 @@ log, redacted).
 Formats (`LOG_FORMAT`): `text` (the default, FORMAT below) or `json`: one JSON object per line,
 with `time` (UTC, ISO 8601), `level`, `logger` and `message`, `exception` / `stack` when there
 is one, FastStream's `topic`, `group_id` and `message_id` on its access lines, and `request_id`,
-`task_id`, `provider`, `model` and `upstream_task_id` on every line logged while a task is
-concerned. Those come from a context variable set once per step (`task_context(task)` around each
-actor step in `consumers.engine.actor`; `bind_task(...)` adds or changes fields in the current
-context), copied onto each record as it is made, so no log call names them. Every line is JSON in
+`task_id`, `provider`, `model`, `upstream_task_id` and `trace_id` (the task's W3C trace, see
+`consumers.operations.tracing`) on every line logged while a task is concerned, with `span_id`
+when a span of ours is at work. Those come from a context variable set once per step
+(`task_context(task)` around each actor step in `consumers.engine.actor`; `bind_task(...)` adds
+or changes fields in the current context), copied onto each record as it is made, so no log call
+names them. Every line is JSON in
 that mode, FastStream's own included (its loggers do not propagate: their handlers get the JSON
 formatter too, and the access logger a JSON handler before FastStream makes its own), and so are
 Python's warnings (routed to logging). Each field is redacted before it is encoded.
@@ -47,7 +49,15 @@ REDACTED = "<redacted>"
 # Libraries that log request URLs or connection traces: quiet unless LOG_LEVEL=DEBUG.
 CHATTY_LOGGERS = ("httpx", "httpcore", "hpack")
 # The fields a task puts on every line logged in its context.
-TASK_FIELDS = ("request_id", "task_id", "provider", "model", "upstream_task_id")
+TASK_FIELDS = (
+    "request_id",
+    "task_id",
+    "provider",
+    "model",
+    "upstream_task_id",
+    "trace_id",
+    "span_id",
+)
 # Fields FastStream's access logger sets on its records (its ExtendedFilter).
 ACCESS_FIELDS = ("topic", "group_id", "message_id")
 # FastStream's access logger for Kafka: made when the broker starts, writing to stdout.
@@ -146,6 +156,8 @@ class TaskLike(Protocol):
     def model(self) -> str: ...
     @property
     def upstream_task_id(self) -> str | None: ...
+    @property
+    def trace_context(self) -> Mapping[str, str] | None: ...
 
 
 _TASK: ContextVar[Mapping[str, str] | None] = ContextVar("video_task_log_context", default=None)
@@ -158,6 +170,8 @@ def task_fields(task: TaskLike) -> dict[str, str]:
         "provider": task.provider,
         "model": task.model,
         "upstream_task_id": task.upstream_task_id,
+        # `00-<trace id>-<span id>-<flags>`, checked at intake
+        "trace_id": (task.trace_context or {}).get("traceparent", "")[3:35],
     }
     return {name: value for name, value in fields.items() if value}
 

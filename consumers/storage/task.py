@@ -51,6 +51,9 @@ class Task(BaseModel):
     tenant_id: str | None = None
     metadata_json: str | None = None  # JSON text: producers' keys may hold "." or "$"
     reply_topic: str | None = None
+    # The W3C trace context its events carry as headers (`traceparent`, `tracestate`): the
+    # request's, or of our intake span when tracing is on (consumers/operations/tracing.py).
+    trace_context: dict[str, str] | None = None
     timeout_s: int
     created_at: datetime
     deadline_at: datetime

@@ -8,6 +8,9 @@ its content, building its task, storing it alone) dead-letters that record with
 MongoDB, Kafka, the disk) escape `handle`; the caller then reads the whole batch again after a
 pause, and a batch is committed on Kafka only once `handle` returned: every accepted request is
 then stored, and every rejected one has reached the dead-letter topic.
+
+Each record is examined in its intake span (consumers/operations/tracing.py): the trace context
+it gives is stored on the task, or carried by the rejection's events, and logged with them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from consumers.errors import INFRA_ERRORS
 from consumers.messaging import events
 from consumers.messaging.kafka import read_headers
 from consumers.messaging.publisher import EventPublisher
+from consumers.operations import tracing
+from consumers.operations.logs import task_context
 from consumers.operations.metrics import Metrics
 from consumers.settings import Settings
 from consumers.storage.base import TaskStore
@@ -117,24 +122,29 @@ class Intake:
             # record is at fault, so each is taken again alone.
             if len(records) == 1:
                 log.exception("request %s failed; it becomes a dead letter", records[0].where)
-                await self._send_dead_letter(records[0], internal_error(exc).error)
+                trace = tracing.carried(records[0].headers)
+                await self._send_dead_letter(records[0], internal_error(exc).error, trace)
                 return
             log.exception("a batch of %d requests failed; taking them one by one", len(records))
             for record in records:
                 await self.handle([record])
 
     async def _handle(self, records: Sequence[Record]) -> None:
-        rejections: list[tuple[Record, Rejected]] = []
+        rejections: list[tuple[Record, Rejected, dict[str, str]]] = []  # and its trace context
         accepted: list[tuple[Record, Task]] = []
         for record in records:
-            outcome = self._examine(record)
+            with tracing.intake_span(record.headers) as trace:
+                outcome = self._examine(record, trace)
+                _describe(outcome)
             if isinstance(outcome, Rejected):
-                rejections.append((record, outcome))
+                rejections.append((record, outcome, trace))
             else:
                 accepted.append((record, outcome))
 
         duplicates, failed = await self._store([task for _, task in accepted])
-        rejections += [(accepted[p][0], rejected) for p, rejected in failed.items()]
+        for position, rejected in failed.items():
+            record, task = accepted[position]
+            rejections.append((record, rejected, task.trace_context or {}))
         stored = [
             task for p, (_, task) in enumerate(accepted) if p not in duplicates and p not in failed
         ]
@@ -147,14 +157,14 @@ class Intake:
             await self._republish_current(accepted[position][1].request_id)
         # Last, so that a rejected copy of a request stored above publishes no `failed` status.
         results = await asyncio.gather(
-            *(self._reject(record, rejected) for record, rejected in rejections),
+            *(self._reject(record, rejected, trace) for record, rejected, trace in rejections),
             return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
-    def _examine(self, record: Record) -> Task | Rejected:
+    def _examine(self, record: Record, trace: dict[str, str]) -> Task | Rejected:
         if record.unreadable is not None:
             message = (
                 "the record could not be read (a header name that is not UTF-8?); its content "
@@ -175,7 +185,7 @@ class Intake:
                 echo.update(user_id=request.user_id, tenant_id=request.tenant_id)
                 echo.update(metadata=request.metadata)
                 return Rejected(refused, request.request_id, echo)
-            return self._new_task(outcome)
+            return self._new_task(outcome, trace)
         except Exception as exc:  # RecursionError, MemoryError of one record, a bug: its own
             log.exception(
                 "request %s could not be examined; it becomes a dead letter", record.where
@@ -206,22 +216,25 @@ class Intake:
                 failed[position] = internal_error(exc)
         return duplicates, failed
 
-    async def _reject(self, record: Record, rejected: Rejected) -> None:
+    async def _reject(self, record: Record, rejected: Rejected, trace: dict[str, str]) -> None:
         error = rejected.error
         self.metrics.rejected.labels(str(error.code)).inc()
-        log.info(
-            "rejected %s (request_id=%s): %s: %s",
-            record.where,
-            rejected.request_id,
-            error.code,
-            printable(error.message),
-        )
-        # The status first: whoever waits for the dead letter finds the status already there.
-        if rejected.publishes_status and rejected.request_id is not None:
-            await self._send_rejected_status(record, rejected, rejected.request_id)
-        await self._send_dead_letter(record, error)
+        with task_context(request_id=rejected.request_id, trace_id=tracing.trace_id(trace)):
+            log.info(
+                "rejected %s (request_id=%s): %s: %s",
+                record.where,
+                rejected.request_id,
+                error.code,
+                printable(error.message),
+            )
+            # The status first: whoever waits for the dead letter finds the status already there.
+            if rejected.publishes_status and rejected.request_id is not None:
+                await self._send_rejected_status(record, rejected, rejected.request_id, trace)
+            await self._send_dead_letter(record, error, trace)
 
-    async def _send_dead_letter(self, record: Record, error: ErrorInfo) -> None:
+    async def _send_dead_letter(
+        self, record: Record, error: ErrorInfo, trace: dict[str, str]
+    ) -> None:
         key = events.dead_letter_key(record.key)
         try:
             body = events.dead_letter_event(
@@ -238,14 +251,15 @@ class Intake:
             log.exception("dead letter of %s sent without its content", record.where)
             body = self._bare(record, error)
         try:
-            await (await self.publisher.publish_dead_letter(body, key))
+            await (await self.publisher.publish_dead_letter(body, key, headers=trace))
         except MessageSizeTooLargeError:
             # The budgets keep a dead letter well under 1 MiB; a topic configured smaller
             # still gets one, without the original's headers and value.
             log.warning(
                 "dead letter of %s too large for its topic; sent without content", record.where
             )
-            await (await self.publisher.publish_dead_letter(self._bare(record, error), key))
+            bare = self._bare(record, error)
+            await (await self.publisher.publish_dead_letter(bare, key, headers=trace))
 
     @staticmethod
     def _bare(record: Record, error: ErrorInfo) -> dict[str, Any]:
@@ -260,7 +274,7 @@ class Intake:
         )
 
     async def _send_rejected_status(
-        self, record: Record, rejected: Rejected, request_id: str
+        self, record: Record, rejected: Rejected, request_id: str, trace: dict[str, str]
     ) -> None:
         """The `failed` status of a rejected request, unless its request_id has a task: that
         task's own events are the truth, and the dead letter alone records the rejected copy."""
@@ -278,7 +292,7 @@ class Intake:
         except Exception:
             log.exception("no failed status for %s: it could not be built", record.where)
             return
-        await (await self.publisher.publish_status(status))
+        await (await self.publisher.publish_status(status, headers=trace))
 
     async def _republish_current(self, request_id: str) -> None:
         """A request_id seen before starts nothing: its task's current status goes out again."""
@@ -289,13 +303,18 @@ class Intake:
         last_status = [e for e in task.events if e.kind == events.STATUS][-1:]
         log.info("duplicate request_id %s: re-publishing its %s status", request_id, task.status)
         try:
-            await self.publisher.publish_entries(request_id, last_status, task.reply_topic)
+            await self.publisher.publish_entries(
+                request_id,
+                last_status,
+                task.reply_topic,
+                headers=tracing.event_headers(task.trace_context),
+            )
         except INFRA_ERRORS:
             raise
         except Exception:  # the duplicate stays a duplicate; its task's own events go out anyway
             log.exception("re-publishing the status of %s failed", request_id)
 
-    def _new_task(self, accepted: Accepted) -> Task:
+    def _new_task(self, accepted: Accepted, trace: dict[str, str]) -> Task:
         request = accepted.request
         clock = self.engine.clock
         timeout_s = request.timeout_s or self.settings.task_timeout_s
@@ -312,6 +331,7 @@ class Intake:
             tenant_id=request.tenant_id,
             metadata_json=json.dumps(request.metadata) if request.metadata is not None else None,
             reply_topic=request.reply_topic,
+            trace_context=trace or None,
             timeout_s=timeout_s,
             created_at=created,
             deadline_at=created + timedelta(seconds=timeout_s),
@@ -321,4 +341,17 @@ class Intake:
         accepted_event = events.status_event(task, TaskStatus.ACCEPTED)
         return task.model_copy(
             update={"status": TaskStatus.ACCEPTED, "sequence": 1, "events": [accepted_event]}
+        )
+
+
+def _describe(outcome: Task | Rejected) -> None:
+    """The intake span's attributes (tracing on): what the record became."""
+    if isinstance(outcome, Rejected):
+        tracing.set_attributes(request_id=outcome.request_id, error_code=str(outcome.error.code))
+    else:
+        tracing.set_attributes(
+            request_id=outcome.request_id,
+            task_id=outcome.id,
+            provider=outcome.provider,
+            model=outcome.model,
         )

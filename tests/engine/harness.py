@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,21 +101,38 @@ class Kafka:
 
     def __init__(self) -> None:
         self.records: list[tuple[str, str, dict[str, Any]]] = []  # topic, key, body
+        self.record_headers: list[dict[str, str]] = []  # of each of `records`
         self.failing: set[str] = set()
         self.silent: set[str] = set()  # sends to these are queued and never confirmed
 
-    async def send(self, value: bytes, topic: str, key: bytes | None) -> Awaitable[Any]:
+    async def send(
+        self, value: bytes, topic: str, key: bytes | None, headers: Mapping[str, str]
+    ) -> Awaitable[Any]:
         if topic in self.failing:
             raise ConnectionError(f"injected: cannot publish to {topic}")
         loop = asyncio.get_running_loop()
         confirmation: asyncio.Future[None] = loop.create_future()
         if topic not in self.silent:
             self.records.append((topic, (key or b"").decode(), json.loads(value)))
+            self.record_headers.append(dict(headers))
             confirmation.set_result(None)
         return confirmation
 
     def events(self, request_id: str, topic: str = TOPICS[STATUS]) -> list[dict[str, Any]]:
         return [body for t, key, body in self.records if t == topic and key == request_id]
+
+    def headers(self, request_id: str, topic: str = TOPICS[STATUS]) -> list[dict[str, str]]:
+        """The headers of the request's events on `topic`, in order."""
+        return [
+            headers
+            for (t, key, _), headers in zip(self.records, self.record_headers, strict=True)
+            if t == topic and key == request_id
+        ]
+
+    def dead_letter_headers(self) -> list[dict[str, str]]:
+        return [
+            h for (t, _, _), h in zip(self.records, self.record_headers, strict=True) if t == DLQ
+        ]
 
     def statuses(self, request_id: str) -> list[str]:
         return [e["status"] for e in self.events(request_id)]
@@ -214,15 +231,20 @@ class World:
         )
         return engine
 
-    async def send(self, *requests: dict[str, Any], to: Engine | None = None) -> None:
-        """Requests through intake, as the request subscriber hands them over."""
+    async def send(
+        self,
+        *requests: dict[str, Any],
+        to: Engine | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Requests through intake, as the request subscriber hands them over (each with
+        `headers`)."""
         engine = to or self.engine
         records = []
         for body in requests:
             self.offset += 1
-            records.append(
-                Record("video.requests", 0, self.offset, None, {}, json.dumps(body).encode())
-            )
+            value = json.dumps(body).encode()
+            records.append(Record("video.requests", 0, self.offset, None, headers or {}, value))
         await self.intakes[engine.owner].handle(records)
 
     async def until(self, check: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

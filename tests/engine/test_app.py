@@ -15,6 +15,7 @@ import httpx
 import pytest
 from faststream import TestApp
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
 
 from consumers.app import Connections, create_app
 from consumers.engine.engine import Engine
@@ -28,12 +29,15 @@ OUTPUTS = ("video.status", "video.completed", "video.requests.dlq")
 class Service:
     """The app under test and what it published, by topic."""
 
-    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, tracer_provider: TracerProvider | None = None, **overrides: Any
+    ) -> None:
         self.settings: Settings = settings(tmp_path, **overrides)
         self.store = FaultyStore()
         self.sim_app = sim_app()
-        self.app = create_app(self.settings, connect=self._connect)
+        self.app = create_app(self.settings, connect=self._connect, tracer_provider=tracer_provider)
         self.published: dict[str, list[dict[str, Any]]] = {t: [] for t in OUTPUTS}
+        self.headers: dict[str, list[dict[str, str]]] = {t: [] for t in OUTPUTS}  # of each
         broker = self.broker
         for topic in OUTPUTS:
             broker.subscriber(topic)(self._recorder(topic))
@@ -52,6 +56,9 @@ class Service:
     def _recorder(self, topic: str) -> Callable[[dict[str, Any]], Any]:
         async def record(body: dict[str, Any]) -> None:  # JSON, decoded by FastStream
             self.published[topic].append(body)
+            # Not a `KafkaMessage` argument: that changes the order in which concurrent
+            # sends are recorded, which tests of intake rely on.
+            self.headers[topic].append(dict(self.broker.context.get_local("message").headers))
 
         return record
 

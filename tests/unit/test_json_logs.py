@@ -34,6 +34,7 @@ TASK = SimpleNamespace(
     provider="aliyun",
     model="wanx2.1-t2v-turbo",
     upstream_task_id=None,
+    trace_context={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 )
 
 
@@ -96,6 +97,8 @@ def test_each_record_is_one_redacted_json_line_with_the_task_ids(logging_state: 
     ids = {"request_id": "order-42", "task_id": "task-1", "provider": "aliyun"}
     assert ids.items() <= fetching.items() and fetching["model"] == "wanx2.1-t2v-turbo"
     assert "upstream_task_id" not in fetching
+    assert fetching["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"  # the request's trace
+    assert "span_id" not in fetching  # no span of ours at work
     assert "\n" in fetching["message"]  # kept inside the one line, escaped
     assert "?<redacted>" in fetching["message"]
     assert failed["upstream_task_id"] == "up-7" and failed["level"] == "ERROR"
