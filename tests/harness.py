@@ -127,6 +127,7 @@ class EventCollector:
             enable_auto_commit=False,
         )
         self.by_request: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        self.headers_by_request: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
         self.all: list[tuple[str, dict[str, Any]]] = []
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -146,11 +147,18 @@ class EventCollector:
             event = json.loads(record.value)
             key = record.key.decode() if record.key else event.get("request_id", "")
             self.by_request[key].append((record.topic, event))
+            headers = {name: (value or b"").decode() for name, value in record.headers}
+            self.headers_by_request[key].append((record.topic, headers))
             self.all.append((record.topic, event))
             self._changed.set()
 
     def events(self, request_id: str, topic: str | None = None) -> list[dict[str, Any]]:
         return [e for t, e in self.by_request.get(request_id, []) if topic is None or t == topic]
+
+    def headers(self, request_id: str, topic: str | None = None) -> list[dict[str, str]]:
+        """The Kafka headers of the events of `events(request_id, topic)`, in the same order."""
+        found = self.headers_by_request.get(request_id, [])
+        return [h for t, h in found if topic is None or t == topic]
 
     async def wait_for(self, predicate: Any, timeout: float = 30.0, what: str = "events") -> None:
         deadline = time.monotonic() + timeout

@@ -8,7 +8,10 @@
 - the request topic's consumer lag, as the service exports it, while intake is paused;
 - LOG_FORMAT=json: every line of a whole run (DEBUG, SASL, JWT, signed result URLs, failures,
   dead letters, shutdown) parses as JSON, lines of a task's steps carry its ids, and no key,
-  token, password or URL signature appears.
+  token, password or URL signature appears;
+- tracing, in the same run (OTEL_EXPORTER_OTLP_ENDPOINT set: a stand-in OTLP/HTTP collector): a
+  request's `traceparent` gives its events' Kafka headers and its log lines its trace id, and
+  the spans of its intake and steps reach the collector in that trace.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,10 @@ import httpx
 import jwt
 import pytest
 import yaml
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from tests.e2e.conftest import KAFKA, Deployment, Simulator
 from tests.e2e.models import marked
@@ -337,12 +347,74 @@ def token(user: str) -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
+class OtlpCollector:
+    """A stand-in OpenTelemetry collector: the spans POSTed to /v1/traces (OTLP/HTTP, protobuf),
+    as (trace id, span id, name, service name), all hex."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str, str]] = []
+        spans = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # the exporter keeps its connection
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/traces":
+                    request = ExportTraceServiceRequest.FromString(body)
+                    for resource_spans in request.resource_spans:
+                        attributes = resource_spans.resource.attributes
+                        service = next(
+                            a.value.string_value for a in attributes if a.key == "service.name"
+                        )
+                        for scope in resource_spans.scope_spans:
+                            spans.extend(
+                                (span.trace_id.hex(), span.span_id.hex(), span.name, service)
+                                for span in scope.spans
+                            )
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200 if self.path == "/v1/traces" else 404)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @classmethod
+    @contextmanager
+    def running(cls) -> Iterator[OtlpCollector]:
+        collector = cls()
+        thread = threading.Thread(target=collector.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield collector
+        finally:
+            collector.server.shutdown()
+            collector.server.server_close()
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpCollector]:
+    with OtlpCollector.running() as collector:
+        yield collector
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+REFUSED_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
 async def test_json_logs_of_a_whole_run_parse_line_by_line_and_leak_nothing(
-    deployment: Deployment, sim: Simulator
+    deployment: Deployment, sim: Simulator, otlp: OtlpCollector
 ) -> None:
     sasl_port = os.environ.get("KAFKA_SASL_PORT", "9094")
     await deployment.collector.start()
     instance = await deployment.start_instance(
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,  # tracing on: its spans, and its log fields
         LOG_FORMAT="json",
         LOG_LEVEL="DEBUG",
         AUTH_MODE="jwt",
@@ -360,19 +432,27 @@ async def test_json_logs_of_a_whole_run_parse_line_by_line_and_leak_nothing(
         vendor="dashscope", route="submit", action="moderation", prompt_contains=f"[{refused}]"
     )
     tokens = {r: token("u-1") for r in [*ok.values(), refused]}
+    traced = ok["wanx2.1-t2v-turbo"]  # sent by a traced producer
+    context = {"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "tracestate": "congo=t61rcWkg"}
     for model, request_id in [*ok.items(), ("wanx2.1-t2v-turbo", refused)]:
         await send(
             KAFKA,
             deployment.topics.requests,
             [request(request_id, model, marked(model, request_id))],
-            headers={"authorization": f"Bearer {tokens[request_id]}"},
+            headers={
+                "authorization": f"Bearer {tokens[request_id]}",
+                **(context if request_id == traced else {}),
+            },
         )
     bad_token = token("u-2")[:-4] + "AAAA"  # a bad signature: unauthorized
     await send(
         KAFKA,
         deployment.topics.requests,
         [request(unauthorized, "cogvideox-flash", {"prompt": "x"})],
-        headers={"authorization": f"Bearer {bad_token}"},
+        headers={
+            "authorization": f"Bearer {bad_token}",
+            "traceparent": f"00-{REFUSED_TRACE}-b7ad6b7169203331-01",
+        },
     )
     await send(KAFKA, deployment.topics.requests, [(garbage, b"\xff{not json")])
     collector = deployment.collector
@@ -425,6 +505,30 @@ async def test_json_logs_of_a_whole_run_parse_line_by_line_and_leak_nothing(
             assert line["logger"] != "video.engine" or "took over" in line["message"], line
         if task.get("upstream_task_id"):
             assert any(line.get("upstream_task_id") == task["upstream_task_id"] for line in own)
+
+    # Tracing: the traced request's events carry its trace in their headers, and its log lines
+    # its trace id; the spans named by the headers, of its intake and of its steps reached the
+    # collector (the last ones when the service stopped).
+    exported = {span_id: (trace_id, name) for trace_id, span_id, name, _ in otlp.spans}
+    assert {service for *_, service in otlp.spans} == {"video-service"}
+    events = collector.events(traced)
+    headers = collector.headers(traced)
+    assert len(headers) == len(events) and len(events) >= 5
+    assert any(e["event_type"] == "completed" for e in events)
+    for carried in headers:
+        _, trace_id, span_id, _ = carried["traceparent"].split("-")
+        assert trace_id == TRACE and exported[span_id][0] == TRACE
+        assert carried["tracestate"] == context["tracestate"]
+    (dead,) = collector.headers(unauthorized, deployment.topics.dlq)
+    assert dead["traceparent"].split("-")[1] == REFUSED_TRACE
+    assert {"video.intake", "video.submit", "video.poll", "video.fetch"} <= {
+        name for trace_id, name in exported.values() if trace_id == TRACE
+    }
+    own = [line for line in lines if line.get("task_id") == tasks[traced]["_id"]]
+    assert all(line["trace_id"] == TRACE for line in own)
+    assert any(exported.get(line.get("span_id", ""), ("",))[0] == TRACE for line in own)
+    untraced = [line for line in lines if line.get("request_id") == ok["cogvideox-flash"]]
+    assert {line.get("trace_id") for line in untraced} - {None, TRACE}  # a trace of its own
 
     # Nothing secret, at any level.
     secrets = {

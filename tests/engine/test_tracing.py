@@ -25,6 +25,7 @@ from consumers.operations import tracing
 from consumers.operations.logs import JsonFormatter
 from tests.engine.harness import World, request
 from tests.engine.test_app import Service
+from tests.factories import version_0_1_document
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -323,3 +324,19 @@ async def test_a_rejected_request_is_traced_too(
     (status,) = world.kafka.headers(bad["request_id"])
     (dead,) = world.kafka.dead_letter_headers()
     assert trace_of(status) == expected and trace_of(dead) == expected
+
+
+async def test_a_task_stored_by_an_older_version_runs_without_spans_or_headers(
+    world: World, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    tracing.install(provider)
+    engine = world.start_engine()
+    document = version_0_1_document(request_id="old-1")  # no trace_context: it loads
+    world.store._tasks[document["_id"]] = document
+    world.store._by_request["old-1"] = document["_id"]
+    await engine.start()
+    await engine.leases.claim_expired()
+    assert await world.finished("old-1") == "completed"
+    assert all("traceparent" not in h for h in world.kafka.headers("old-1"))
+    assert not [s for s in exporter.get_finished_spans() if s.name.startswith("video.")]
