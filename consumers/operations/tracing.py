@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from os import environ as os_environ
 from typing import TYPE_CHECKING
 
@@ -80,6 +80,7 @@ TRACESTATE_MAX_CHARS = 512
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _tracer: trace.Tracer | None = None  # set by `install`: None is tracing off
+_NOTHING = nullcontext()
 
 
 # --- the W3C trace context ----------------------------------------------------------------
@@ -241,17 +242,22 @@ def intake_span(request_headers: Mapping[str, str | None]) -> Iterator[dict[str,
             yield _context_of(span)
 
 
-@contextmanager
-def step_span(name: str, task: TaskLike) -> Iterator[None]:
+def step_span(name: str, task: TaskLike) -> AbstractContextManager[None]:
     """Around an engine step of `task`: a `video.<name>` span, a child of the task's stored
     context, with its ids as attributes. An exception leaving it is recorded on it. Lines
     logged inside get its `span_id` (in the current log context)."""
     if _tracer is None or not task.trace_context:
-        yield
-        return
-    with _tracer.start_as_current_span(
+        return _NOTHING  # off: not even a generator per step
+    return _step_span(_tracer, name, task, task.trace_context)
+
+
+@contextmanager
+def _step_span(
+    tracer: trace.Tracer, name: str, task: TaskLike, trace_context: Mapping[str, str]
+) -> Iterator[None]:
+    with tracer.start_as_current_span(
         f"video.{name}",
-        context=_PROPAGATOR.extract(task.trace_context),
+        context=_PROPAGATOR.extract(trace_context),
         attributes={
             "video.request_id": task.request_id,
             "video.task_id": task.id,
@@ -295,14 +301,17 @@ def event_headers(trace_context: Mapping[str, str] | None) -> dict[str, str]:
     return _context_of(trace.get_current_span())
 
 
-@contextmanager
-def publishing(headers: Mapping[str, str]) -> Iterator[None]:
+def publishing(headers: Mapping[str, str]) -> AbstractContextManager[None]:
     """Around the publish of an event with these headers: FastStream's producer span becomes a
     child of the span they name, in the task's trace (its middleware then writes that span's
     context into the headers)."""
     if _tracer is None or TRACEPARENT not in headers:
-        yield
-        return
+        return _NOTHING
+    return _attached(headers)
+
+
+@contextmanager
+def _attached(headers: Mapping[str, str]) -> Iterator[None]:
     token = context.attach(_PROPAGATOR.extract(headers))
     try:
         yield
