@@ -10,9 +10,10 @@ reason to reject the request) and its `tracestate` (kept when valid too) are sto
 status and completed events, their reply-topic copies, and for a rejected request its `failed`
 status and its dead letter. Log lines of a task carry the trace id (`consumers.operations.logs`).
 
-Off (the default), that is all: no OpenTelemetry code runs, a header copy per event is the cost
-(the service's CPU per task is budgeted tightly). On, FastStream's `KafkaTelemetryMiddleware`
-traces the broker (a span per batch consumed, a producer span per event published) and:
+Off (the default), that is all: nothing of OpenTelemetry runs while the service works, a header
+copy per event is the cost (the service's CPU per task is budgeted tightly). On, FastStream's
+`KafkaTelemetryMiddleware` traces the broker (a span per batch consumed, a producer span per
+event published) and:
 
 - each request gets a `video.intake` span, a child of the request's context, or the root of a
   new trace when the request has none (linked to the batch's span either way); the task stores
@@ -320,6 +321,9 @@ def _attached(headers: Mapping[str, str]) -> Iterator[None]:
 
 
 def _context_of(span: trace.Span) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
+    """The W3C headers naming `span`."""
+    ids = span.get_span_context()
+    headers = {TRACEPARENT: format_traceparent(ids.trace_id, ids.span_id, ids.trace_flags)}
+    if ids.trace_state:
+        headers[TRACESTATE] = ids.trace_state.to_header()
     return headers

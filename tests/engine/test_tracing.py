@@ -273,9 +273,11 @@ async def test_reply_copies_name_the_step_span(
     await world.start_engine(reply_topic_pattern=REPLIES).start()
     body = request(reply_topic="replies.shop")
     rid = body["request_id"]
-    await world.send(body, headers={"traceparent": TRACEPARENT})
+    await world.send(body, headers={"traceparent": TRACEPARENT, "tracestate": TRACESTATE})
     assert await world.finished(rid) == "completed"
     await world.until(lambda: len(world.kafka.events(rid, "replies.shop")) == 6, what="copies")
+    task = await world.store.find_by_request_id(rid)
+    assert task is not None and (task.trace_context or {})["tracestate"] == TRACESTATE
     steps = {
         s.context.span_id: s.name
         for s in exporter.get_finished_spans()
@@ -284,6 +286,7 @@ async def test_reply_copies_name_the_step_span(
     for headers in world.kafka.headers(rid, "replies.shop"):
         ids = trace_of(headers)
         assert ids is not None and ids[0] == TRACE and int(ids[1], 16) in steps
+        assert headers["tracestate"] == TRACESTATE  # the vendors' state, carried on
 
 
 async def test_a_request_without_a_context_starts_a_trace_of_its_own(
