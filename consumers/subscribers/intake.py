@@ -301,18 +301,21 @@ class Intake:
         if task is None:
             return
         last_status = [e for e in task.events if e.kind == events.STATUS][-1:]
-        log.info("duplicate request_id %s: re-publishing its %s status", request_id, task.status)
-        try:
-            await self.publisher.publish_entries(
-                request_id,
-                last_status,
-                task.reply_topic,
-                headers=tracing.event_headers(task.trace_context),
+        with task_context(task):  # its lines name the task, and its trace
+            log.info(
+                "duplicate request_id %s: re-publishing its %s status", request_id, task.status
             )
-        except INFRA_ERRORS:
-            raise
-        except Exception:  # the duplicate stays a duplicate; its task's own events go out anyway
-            log.exception("re-publishing the status of %s failed", request_id)
+            try:
+                await self.publisher.publish_entries(
+                    request_id,
+                    last_status,
+                    task.reply_topic,
+                    headers=tracing.event_headers(task.trace_context),
+                )
+            except INFRA_ERRORS:
+                raise
+            except Exception:  # the duplicate stays a duplicate; its task's events go out anyway
+                log.exception("re-publishing the status of %s failed", request_id)
 
     def _new_task(self, accepted: Accepted, trace: dict[str, str]) -> Task:
         request = accepted.request

@@ -86,6 +86,7 @@ async def test_the_requests_context_is_on_every_event_and_log_line_of_its_task(
 
     lines = json_lines(caplog, task.id)
     assert any("retry" in line["message"] for line in lines)
+    assert any("duplicate" in line["message"] for line in lines)
     assert lines and all(line["trace_id"] == TRACE for line in lines)
     assert not any("span_id" in line for line in lines)  # no span of ours
 
