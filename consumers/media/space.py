@@ -78,7 +78,7 @@ class SpaceGuard:
         self.waiting = 0  # downloads waiting for space now
         self._low_since: float | None = None
         self._logged_at = 0.0
-        self._spare = 0  # room the last measurement left above the threshold, less what passed since
+        self._spare = 0  # room the last measurement left above the threshold, less what passed
         self._measured_at = 0.0
 
     def free_bytes(self) -> int:
