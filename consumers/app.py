@@ -11,11 +11,12 @@ FastStream's telemetry middleware, and the provider lives as long as the app run
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +144,8 @@ def create_app(
             for loop in background:
                 loop.start()
             try:
-                yield
+                with _garbage_collector_for_serving():
+                    yield
             finally:
                 for loop in background:
                     await loop.stop()
@@ -209,6 +211,29 @@ def _specification() -> AsyncAPI:
             "dead-letter topic."
         ),
     )
+
+
+# Python's default (700, 10, 10) collects the youngest objects after every 700 allocations:
+# under load the cyclic collector took 0.83 ms of CPU per task, a sixth of the service's. With
+# these, 0.19 ms (measured in one throughput run). Cyclic garbage, which is rare here (most
+# objects are freed by reference counting), waits a little longer.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextmanager
+def _garbage_collector_for_serving() -> Iterator[None]:
+    """While the app serves: what start-up made (modules, schemas, clients: about 100,000
+    objects, alive as long as the app) frozen out of the collector's full passes, and the
+    collector run less often. Both undone at stop."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _version() -> str:

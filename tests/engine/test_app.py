@@ -5,6 +5,7 @@ the shutdown hooks run as in production; only Kafka's network and MongoDB are re
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from faststream import TestApp
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 
-from consumers.app import Connections, create_app
+from consumers.app import GC_THRESHOLDS, Connections, create_app
 from consumers.engine.engine import Engine
 from consumers.settings import Settings
 from providers.registry import create_providers
@@ -94,6 +95,16 @@ async def test_a_request_on_the_topic_completes(service: Service) -> None:
         await service.until_status(body["request_id"], "completed")
     completed = service.published["video.completed"]
     assert [e["request_id"] for e in completed] == [body["request_id"]]
+
+
+async def test_the_garbage_collector_is_set_for_serving_while_the_app_runs(
+    service: Service,
+) -> None:
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0 and before != GC_THRESHOLDS
+    async with TestKafkaBroker(service.broker), TestApp(service.app):
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 async def test_bad_input_becomes_a_dead_letter_and_a_failed_status(service: Service) -> None:
