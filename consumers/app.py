@@ -116,7 +116,7 @@ def create_app(
     )
     metrics = Metrics()
     broker = _broker(settings, metrics, tracer_provider)
-    requests_router, requests_subscriber = requests.build_router(settings)
+    requests_router, requests_subscriber, rebalances = requests.build_router(settings)
     cancel_router, cancel_subscriber = cancels.build_router(settings)
     broker.include_router(requests_router)
     broker.include_router(cancel_router)
@@ -129,6 +129,7 @@ def create_app(
             parts["backpressure"] = Backpressure(
                 requests_subscriber, parts["engine"].scheduler, settings.max_in_flight, metrics
             )
+            rebalances.on_assigned = parts["backpressure"].assigned
             for name, value in parts.items():
                 context.set_global(name, value)
             health = HealthServer(

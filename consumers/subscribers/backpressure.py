@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from consumers.engine.scheduler import Scheduler
@@ -46,6 +47,18 @@ class Backpressure:
             self._limit,
         )
         self._resumer = asyncio.create_task(self._resume_when_room())
+
+    def assigned(self, partitions: Collection[Any]) -> None:
+        """Partitions a rebalance has just assigned come unpaused (aiokafka forgets pauses):
+        pause them while intake is paused, or when the tasks held already reach the limit (an
+        instance that starts with its earlier tasks)."""
+        consumer = self._subscriber.consumer
+        if consumer is None or not partitions:
+            return
+        if self.paused:
+            consumer.pause(*partitions)
+        else:
+            self.check()
 
     async def _resume_when_room(self) -> None:
         await self._scheduler.wait_for_room(int(self._limit * RESUME_FRACTION) or 1)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy, Context
@@ -48,7 +48,8 @@ class Retries:
 
 
 class BatchInHand(ConsumerRebalanceListener):
-    """Lets a rebalance wait until the batch in hand is stored and committed.
+    """Lets a rebalance wait until the batch in hand is stored and committed, and hands the new
+    assignment to `on_assigned` (back-pressure pauses it again: aiokafka forgets pauses).
 
     A rebalance (an instance, or this instance's own cancel consumer, joining or leaving the
     group) resets the positions of the partitions it reassigns to their last commit: a batch
@@ -60,6 +61,7 @@ class BatchInHand(ConsumerRebalanceListener):
     def __init__(self) -> None:
         self._idle = asyncio.Event()
         self._idle.set()
+        self.on_assigned: Callable[[set[TopicPartition]], None] | None = None  # set at start
 
     @asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:
@@ -76,10 +78,17 @@ class BatchInHand(ConsumerRebalanceListener):
             log.warning("rebalance: the batch in hand is still running; it may be read again")
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        if self.on_assigned is not None:
+            self.on_assigned(assigned)
 
 
-def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
+class RequestsRoute(NamedTuple):
+    router: KafkaRouter
+    subscriber: Any
+    rebalances: BatchInHand
+
+
+def build_router(settings: Settings) -> RequestsRoute:
     router = KafkaRouter()
     in_hand = BatchInHand()
     subscriber = router.subscriber(
@@ -128,7 +137,7 @@ def build_router(settings: Settings) -> tuple[KafkaRouter, Any]:
             await _settle(msg.ack, "commit")
         backpressure.check()
 
-    return router, subscriber
+    return RequestsRoute(router, subscriber, in_hand)
 
 
 async def _settle(action: Any, what: str) -> None:
