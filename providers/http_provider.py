@@ -102,14 +102,13 @@ class HttpProvider(Provider):
         }
         # Status queries, cancels and task lists.
         self._queries = {account: RateLimiter(limits.queries_per_s) for account in keys.accounts}
-        # Calls wait their turn here, not inside httpx's pool: its queue is scanned on every
-        # release, which costs O(waiters) each time with thousands of tasks in flight.
+        # Calls wait their turn here, not inside the connection pool: a pool's queue of
+        # waiters costs more per release with thousands of tasks in flight (httpx's scanned it).
         self._connections = asyncio.Semaphore(pool.max_connections or 100)
         self._client = httpx.AsyncClient(
             base_url=api_base(base_url, self.wire.API_ROOT),
             timeout=timeout,
-            limits=pool,
-            transport=transport or aiohttp_transport(pool),
+            transport=transport or aiohttp_transport(pool),  # the pool's size is the transport's
         )
 
     @classmethod

@@ -64,8 +64,8 @@ class ProviderSettings:
     zhipuai: VendorSettings = ZHIPUAI_DEFAULTS
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0  # also write and pool waits
-    # Per provider. Calls are short and rate-limited; and httpcore checks every pooled connection
-    # on every request, so a large pool costs CPU per call (measured: 100 took a fifth of it).
+    # Per provider. Calls are short and rate-limited: a small pool serves them (with httpx's own
+    # transport, since replaced, a pool of 100 took a fifth of the CPU).
     max_connections: int = 16
 
     def vendor(self, name: str) -> VendorSettings:
