@@ -1,13 +1,19 @@
 """The MongoDB task store (pymongo's async client): the source of truth for every task.
 
-Each write that moves a task is one `find_one_and_update` guarded by the writer's lease and the
-task's `sequence`, so two instances can never both move the same task. Status events go into the
-task document in the same update (a transactional outbox). Only single-document atomic updates
-are used, which the development server (mongo-java-server) has too.
+Each write that moves a task is one update guarded by the writer's lease and the task's
+`sequence`, so two instances can never both move the same task. Status events go into the task
+document in the same update (a transactional outbox). Only single-document atomic updates are
+used, which the development server (mongo-java-server) has too.
+
+A move's writes made together go out in one unordered bulk write (`Batched`): each carries a
+`write_id` of its own, so when not all guards matched, one read of those ids says which landed.
+The moved task is the one given with the changes applied (what the guard proves the document
+was), not a document read back.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +47,7 @@ class MongoTaskStore:
         # calls made together share one round trip.
         self._reads = Batched[str, None, Task](self._get_batch)
         self._finished = Batched[str, int, None](self._mark_finished, merge=max)
+        self._moves = Batched[str, tuple[str, UpdateOne], bool](self._write_moves)  # by write_id
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
@@ -126,9 +133,16 @@ class MongoTaskStore:
         even_if_cancelling: bool = False,
     ) -> Task | None:
         guard: Document = {"_id": task.id, "lease_owner": owner, "sequence": task.sequence}
-        if not even_if_cancelling:
-            guard["cancel_requested_at"] = None  # matches a missing field too (older documents)
-        return await self._update(guard, changes, events)
+        if even_if_cancelling:
+            # Rare (a cancel ending the task), and the document may hold a cancel the given
+            # task does not know of: read back what was written.
+            return await self._update(guard, changes, events)
+        guard["cancel_requested_at"] = None  # matches a missing field too (older documents)
+        write_id = uuid.uuid4().hex
+        update = _update_of({**changes, "write_id": write_id}, events)
+        if not await self._moves(write_id, (task.id, UpdateOne(guard, update))):
+            return None
+        return task.moved(changes, events)
 
     async def record_submit(
         self,
@@ -159,6 +173,17 @@ class MongoTaskStore:
         if first is not None:
             return first
         return await self._update({"_id": task_id, "status": {"$nin": _TERMINAL}}, lease, ())
+
+    async def _write_moves(self, moves: Mapping[str, tuple[str, UpdateOne]]) -> Mapping[str, bool]:
+        """The moves made while the previous batch was in flight, in one round trip."""
+        result = await self.tasks.bulk_write([op for _, op in moves.values()], ordered=False)
+        if result.matched_count == len(moves):
+            return dict.fromkeys(moves, True)
+        # Some guards failed (a takeover, a cancel): the ids left in the documents say which.
+        task_ids = [task_id for task_id, _ in moves.values()]
+        cursor = self.tasks.find({"_id": {"$in": task_ids}}, {"write_id": 1})
+        landed = {doc.get("write_id") async for doc in cursor}
+        return {write_id: write_id in landed for write_id in moves}
 
     async def mark_finished(self, task_id: str, published: int) -> None:
         await self._finished(task_id, published)
@@ -334,13 +359,17 @@ class MongoTaskStore:
     async def _update(
         self, guard: Document, changes: Mapping[str, Any], events: Sequence[OutboxEntry]
     ) -> Task | None:
-        update: Document = {"$set": dict(changes)}
-        if events:
-            update["$push"] = {"events": {"$each": [e.model_dump() for e in events]}}
         doc = await self.tasks.find_one_and_update(
-            guard, update, return_document=ReturnDocument.AFTER
+            guard, _update_of(changes, events), return_document=ReturnDocument.AFTER
         )
         return _task(doc)
+
+
+def _update_of(changes: Mapping[str, Any], events: Sequence[OutboxEntry]) -> Document:
+    update: Document = {"$set": dict(changes)}
+    if events:
+        update["$push"] = {"events": {"$each": [e.model_dump() for e in events]}}
+    return update
 
 
 def _task(doc: Document | None) -> Task | None:

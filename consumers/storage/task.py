@@ -6,6 +6,7 @@ default, and fields this version no longer knows are ignored (rolling deploys, o
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +96,12 @@ class Task(BaseModel):
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Task:
         return cls.model_validate(document)
+
+    def moved(self, changes: Mapping[str, Any], events: Sequence[OutboxEntry] = ()) -> Task:
+        """This task with a move's `changes` set and `events` appended: what the stored document
+        is right after a guarded move of it."""
+        fields = {**dict(self), **changes, "events": [*self.events, *events]}
+        return Task.model_validate(fields)
 
     def to_document(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="python")

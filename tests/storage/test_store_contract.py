@@ -88,6 +88,35 @@ async def test_concurrent_moves_of_one_version_let_exactly_one_through(store: Ta
     assert sum(r is not None for r in results) == 1
 
 
+async def test_moves_made_together_each_get_their_own_answer(store: TaskStore) -> None:
+    # MongoDB sends moves made together in one bulk write: the refused ones among them (held by
+    # another owner, or with a cancel requested) must be told apart from those that landed.
+    tasks = [make_task(owner="other" if i % 3 == 1 else "me") for i in range(12)]
+    await store.insert_many(tasks)
+    at = datetime.now(UTC)
+    for task in tasks[2::3]:
+        await store.request_cancel(task.id, None, "me", at, at)
+    results = await asyncio.gather(
+        *(
+            store.move(t, "me", {"status": "submitted", "sequence": 2}, [entry(2, "submitted")])
+            for t in tasks
+        )
+    )
+    for i, (task, moved) in enumerate(zip(tasks, results, strict=True)):
+        stored = await store.get(task.id)
+        assert stored is not None
+        if i % 3:
+            assert moved is None and stored.status is TaskStatus.ACCEPTED and stored.sequence == 1
+        else:
+            assert moved is not None and stored.status is TaskStatus.SUBMITTED
+            assert (moved.status, moved.sequence, moved.lease_owner) == (
+                stored.status,
+                stored.sequence,
+                stored.lease_owner,
+            )
+            assert [e.body for e in moved.events] == [e.body for e in stored.events]
+
+
 async def test_a_requested_cancel_stops_ordinary_moves_but_not_the_cancel_step(
     store: TaskStore,
 ) -> None:
