@@ -83,7 +83,7 @@ class Outbox:
         None when the task no longer waits for that submit."""
         entries = [self.status_entry(task, TaskStatus.SUBMITTED, changes, None)]
         fields = self._fields(task, TaskStatus.SUBMITTED, changes, None, entries)
-        recorded = await self.store.record_submit(task.id, ticket, fields, entries)
+        recorded = await self.store.record_submit(task, ticket, fields, entries)
         if recorded is None:
             return None
         self._count(recorded, None)

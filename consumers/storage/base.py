@@ -76,18 +76,25 @@ class TaskStore(Protocol):
     ) -> Task | None:
         """Apply `changes` (and append `events`) if `owner` still holds `task` at its sequence
         and, unless `even_if_cancelling`, no cancel was requested. None when the task moved on
-        without us (taken over, cancel requested, or finished)."""
+        without us (taken over, cancel requested, or finished).
+
+        Returns `task` with the changes applied, which the guard proves the document became
+        (apart from lease renewals); with `even_if_cancelling`, the document read back."""
         ...
 
     async def record_submit(
         self,
-        task_id: str,
+        task: Task,
         ticket: str | None,
         changes: Mapping[str, Any],
         events: Sequence[OutboxEntry],
     ) -> Task | None:
         """Record the vendor's answer to the submit `ticket`, whoever holds the task now, as long
-        as the task is still waiting for that very submit. None otherwise."""
+        as the task is still waiting for that very submit. None otherwise.
+
+        Like `move`, returns `task` with the changes applied, not the document read back: what
+        others changed meanwhile without the guard (a takeover, a cancel request) shows at the
+        next read, and the next guarded move fails on it."""
         ...
 
     async def drop_ticket(self, task_id: str, ticket: str, restore: Mapping[str, Any]) -> None:

@@ -100,19 +100,22 @@ class MemoryTaskStore:
             return None
         if not even_if_cancelling and doc.get("cancel_requested_at") is not None:
             return None
-        return self._apply(doc, changes, events)
+        applied = self._apply(doc, changes, events)
+        # As MongoTaskStore: the given task with the changes (the cancel step's move reads back).
+        return applied if even_if_cancelling else task.moved(changes, events)
 
     async def record_submit(
         self,
-        task_id: str,
+        task: Task,
         ticket: str | None,
         changes: Mapping[str, Any],
         events: Sequence[OutboxEntry],
     ) -> Task | None:
-        doc = self._tasks.get(task_id)
+        doc = self._tasks.get(task.id)
         if doc is None or doc["status"] != "accepted" or doc.get("submit_ticket") != ticket:
             return None
-        return self._apply(doc, changes, events)
+        self._apply(doc, changes, events)
+        return task.moved(changes, events)
 
     async def drop_ticket(self, task_id: str, ticket: str, restore: Mapping[str, Any]) -> None:
         doc = self._tasks.get(task_id)

@@ -138,21 +138,17 @@ class MongoTaskStore:
             # task does not know of: read back what was written.
             return await self._update(guard, changes, events)
         guard["cancel_requested_at"] = None  # matches a missing field too (older documents)
-        write_id = uuid.uuid4().hex
-        update = _update_of({**changes, "write_id": write_id}, events)
-        if not await self._moves(write_id, (task.id, UpdateOne(guard, update))):
-            return None
-        return task.moved(changes, events)
+        return await self._write(task, guard, changes, events)
 
     async def record_submit(
         self,
-        task_id: str,
+        task: Task,
         ticket: str | None,
         changes: Mapping[str, Any],
         events: Sequence[OutboxEntry],
     ) -> Task | None:
-        guard = {"_id": task_id, "status": "accepted", "submit_ticket": ticket}
-        return await self._update(guard, changes, events)
+        guard = {"_id": task.id, "status": "accepted", "submit_ticket": ticket}
+        return await self._write(task, guard, changes, events)
 
     async def drop_ticket(self, task_id: str, ticket: str, restore: Mapping[str, Any]) -> None:
         await self.tasks.update_one(
@@ -355,6 +351,20 @@ class MongoTaskStore:
         await self.learned.replace_one({"_id": "durations"}, {"models": pairs}, upsert=True)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    async def _write(
+        self,
+        task: Task,
+        guard: Document,
+        changes: Mapping[str, Any],
+        events: Sequence[OutboxEntry],
+    ) -> Task | None:
+        """A guarded write of `task`, batched with the others made meanwhile."""
+        write_id = uuid.uuid4().hex
+        update = _update_of({**changes, "write_id": write_id}, events)
+        if not await self._moves(write_id, (task.id, UpdateOne(guard, update))):
+            return None
+        return task.moved(changes, events)
 
     async def _update(
         self, guard: Document, changes: Mapping[str, Any], events: Sequence[OutboxEntry]

@@ -77,11 +77,9 @@ class FaultyStore(MemoryTaskStore):
         await self._fault("move", task, owner, changes)
         return await super().move(task, owner, changes, *args, **kw)
 
-    async def record_submit(
-        self, task_id: str, ticket: str | None, changes: Any, events: Any
-    ) -> Any:
-        await self._fault("record_submit", task_id)
-        return await super().record_submit(task_id, ticket, changes, events)
+    async def record_submit(self, task: Task, ticket: str | None, changes: Any, events: Any) -> Any:
+        await self._fault("record_submit", task.id)
+        return await super().record_submit(task, ticket, changes, events)
 
     async def renew_leases(self, owner: str, until: Any, task_ids: Any = None) -> int:
         await self._fault("renew_leases", owner)

@@ -147,15 +147,15 @@ async def test_a_second_cancel_keeps_the_first_reason(store: TaskStore) -> None:
 async def test_record_submit_needs_the_same_ticket_and_an_accepted_task(store: TaskStore) -> None:
     task = make_task(submit_ticket="t-1")
     await store.insert_many([task])
-    assert await store.record_submit(task.id, "t-0", {"upstream_task_id": "u"}, []) is None
+    assert await store.record_submit(task, "t-0", {"upstream_task_id": "u"}, []) is None
     # Whoever holds the lease now (even after a takeover or a cancel request), it lands.
     at = datetime.now(UTC)
     await store.request_cancel(task.id, None, "other", at, at)
     recorded = await store.record_submit(
-        task.id, "t-1", {"status": "submitted", "sequence": 2, "upstream_task_id": "u"}, []
+        task, "t-1", {"status": "submitted", "sequence": 2, "upstream_task_id": "u"}, []
     )
     assert recorded is not None and recorded.upstream_task_id == "u"
-    assert await store.record_submit(task.id, "t-1", {"upstream_task_id": "v"}, []) is None
+    assert await store.record_submit(task, "t-1", {"upstream_task_id": "v"}, []) is None
 
 
 async def test_old_documents_without_new_fields_load_and_move(store: TaskStore) -> None:
