@@ -47,7 +47,8 @@ class MongoTaskStore:
         # calls made together share one round trip.
         self._reads = Batched[str, None, Task](self._get_batch)
         self._finished = Batched[str, int, None](self._mark_finished, merge=max)
-        self._moves = Batched[str, tuple[str, UpdateOne], bool](self._write_moves)  # by write_id
+        # Guarded writes of tasks, by write_id: True (landed), False (refused) or the write's error.
+        self._moves = Batched[str, tuple[str, UpdateOne], bool | BulkWriteError](self._write_moves)
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("request_id", ASCENDING)], unique=True)
@@ -170,16 +171,26 @@ class MongoTaskStore:
             return first
         return await self._update({"_id": task_id, "status": {"$nin": _TERMINAL}}, lease, ())
 
-    async def _write_moves(self, moves: Mapping[str, tuple[str, UpdateOne]]) -> Mapping[str, bool]:
+    async def _write_moves(
+        self, moves: Mapping[str, tuple[str, UpdateOne]]
+    ) -> Mapping[str, bool | BulkWriteError]:
         """The moves made while the previous batch was in flight, in one round trip."""
-        result = await self.tasks.bulk_write([op for _, op in moves.values()], ordered=False)
-        if result.matched_count == len(moves):
-            return dict.fromkeys(moves, True)
+        failed: dict[str, BulkWriteError] = {}
+        try:
+            result = await self.tasks.bulk_write([op for _, op in moves.values()], ordered=False)
+            if result.matched_count == len(moves):
+                return dict.fromkeys(moves, True)
+        except BulkWriteError as exc:
+            # One write's own error (the others were applied or refused): only its caller gets it.
+            write_ids = list(moves)
+            failed = {write_ids[e["index"]]: exc for e in exc.details.get("writeErrors", [])}
+            if not failed:
+                raise
         # Some guards failed (a takeover, a cancel): the ids left in the documents say which.
         task_ids = [task_id for task_id, _ in moves.values()]
         cursor = self.tasks.find({"_id": {"$in": task_ids}}, {"write_id": 1})
         landed = {doc.get("write_id") async for doc in cursor}
-        return {write_id: write_id in landed for write_id in moves}
+        return {w: failed.get(w) or w in landed for w in moves}
 
     async def mark_finished(self, task_id: str, published: int) -> None:
         await self._finished(task_id, published)
@@ -362,7 +373,10 @@ class MongoTaskStore:
         """A guarded write of `task`, batched with the others made meanwhile."""
         write_id = uuid.uuid4().hex
         update = _update_of({**changes, "write_id": write_id}, events)
-        if not await self._moves(write_id, (task.id, UpdateOne(guard, update))):
+        outcome = await self._moves(write_id, (task.id, UpdateOne(guard, update)))
+        if isinstance(outcome, BulkWriteError):
+            raise outcome
+        if not outcome:
             return None
         return task.moved(changes, events)
 

@@ -27,21 +27,11 @@ from tests.factories import make_task
 @pytest.fixture(
     params=["memory", pytest.param("mongo", marks=pytest.mark.integration)],
 )
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[TaskStore]:
+def store(request: pytest.FixtureRequest) -> TaskStore:
     if request.param == "memory":
-        yield MemoryTaskStore()
-        return
-    request.getfixturevalue("services_ready")  # a sync fixture: starts the servers if needed
-    port = os.environ.get("MONGO_PORT", "27017")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        f"mongodb://127.0.0.1:{port}", tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    name = f"store_{uuid.uuid4().hex[:12]}"
-    mongo = MongoTaskStore(client, name)
-    await mongo.ensure_indexes()
-    yield mongo
-    await client.drop_database(name)
-    await client.close()
+        return MemoryTaskStore()
+    mongo: MongoTaskStore = request.getfixturevalue("mongo_store")
+    return mongo
 
 
 def entry(sequence: int, status: str) -> OutboxEntry:
