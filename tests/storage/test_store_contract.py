@@ -7,14 +7,9 @@ in-process tier's tests on `MemoryTaskStore` say something about production.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from consumers.storage.base import PendingCancel, TaskStore
 from consumers.storage.memory import MemoryTaskStore
