@@ -58,7 +58,7 @@ async def run(ctx: EngineContext, task_id: str, alarm: Alarm) -> None:
             deadline = task.deadline_at.timestamp()
             del task  # a sleeping actor holds no document ...
             if delay != 0.0:
-                ctx.outbox.latest(task_id)  # ... not even the one its last write returned
+                ctx.outbox.latest(task_id)  # ... not even the one its last write left
             await alarm.sleep(min(delay, ctx.seconds_left(deadline)))
     except asyncio.CancelledError:
         raise

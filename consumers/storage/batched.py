@@ -3,9 +3,10 @@
 Why: one round trip per call is most of what a small read or write costs the service (a MongoDB
 `update` costs about 0.25 ms of our CPU, one of 50 in a bulk write well under 0.05 ms). Nothing
 waits for a timer: alone, a call goes out at once; under load, the calls that queued during one
-batch share the next. Each caller still returns only once its own batch is done, with its own
-result or that batch's error, so callers keep their usual retry. Hand-written: it is fifty
-lines on asyncio, and no library offers it for pymongo's async client.
+batch share the next; a burst goes out in parts, a few at once. Each caller still returns only
+once its own batch is done, with its own result or that batch's error, so callers keep their
+usual retry. Hand-written: it is fifty lines on asyncio, and no library offers it for pymongo's
+async client.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ Each write that moves a task is one update guarded by the writer's lease and the
 document in the same update (a transactional outbox). Only single-document atomic updates are
 used, which the development server (mongo-java-server) has too.
 
-A move's writes made together go out in one unordered bulk write (`Batched`): each carries a
-`write_id` of its own, so when not all guards matched, one read of those ids says which landed.
-The moved task is the one given with the changes applied (what the guard proves the document
-was), not a document read back.
+Guarded writes made together (moves and submit records, of any tasks) go out in one unordered
+bulk write (`Batched`): each carries a `write_id` of its own, so when not all guards matched, one
+read of those ids says which landed. The moved task is the one given with the changes applied
+(what the guard proves the document became), not a document read back.
 """
 
 from __future__ import annotations
