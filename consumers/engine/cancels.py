@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from consumers.engine.clock import Clock
 from consumers.engine.scheduler import Scheduler
+from consumers.operations.logs import task_context
 from consumers.settings import Settings
 from consumers.storage.base import PendingCancel, TaskStore
 from consumers.storage.task import Task
@@ -57,14 +58,15 @@ class CancelDesk:
             if task is None:
                 log.info("cancel of unknown request_id %s remembered", request_id)
                 return CancelOutcome.REMEMBERED
-        if task.terminal:
-            log.info("cancel of %s ignored: already %s", request_id, task.status)
-            return CancelOutcome.ALREADY_OVER
-        refused = identity.may_cancel(task.user_id, task.tenant_id) if identity else None
-        if refused:
-            log.warning("cancel of %s refused: %s", request_id, refused)
-            return CancelOutcome.REFUSED
-        return await self._mark(task, reason)
+        with task_context(task):  # the lines carry the task's ids and trace, as its steps' do
+            if task.terminal:
+                log.info("cancel of %s ignored: already %s", request_id, task.status)
+                return CancelOutcome.ALREADY_OVER
+            refused = identity.may_cancel(task.user_id, task.tenant_id) if identity else None
+            if refused:
+                log.warning("cancel of %s refused: %s", request_id, refused)
+                return CancelOutcome.REFUSED
+            return await self._mark(task, reason)
 
     async def apply_pending(self, tasks: Sequence[Task]) -> None:
         """Called by intake once new tasks are stored: cancels that came before them apply."""
@@ -76,11 +78,12 @@ class CancelDesk:
             if cancel is None:
                 continue
             refused = _refusal(cancel, task)
-            if refused is None:
-                log.info("request %s was cancelled before it came", task.request_id)
-                await self._mark(task, cancel.reason)
-            else:
-                log.warning("early cancel of %s refused: %s", task.request_id, refused)
+            with task_context(task):
+                if refused is None:
+                    log.info("request %s was cancelled before it came", task.request_id)
+                    await self._mark(task, cancel.reason)
+                else:
+                    log.warning("early cancel of %s refused: %s", task.request_id, refused)
             await self.store.forget_cancel(task.request_id)
 
     async def _mark(self, task: Task, reason: str | None) -> CancelOutcome:

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from consumers.engine.clock import Clock
 from consumers.engine.scheduler import Scheduler
+from consumers.operations.logs import task_context
 from consumers.operations.metrics import Metrics
 from consumers.storage.base import TaskStore
 
@@ -118,7 +119,8 @@ class LeaseKeeper:
                 self.owner, self.clock.now(), self.clock.after(self.ttl_s), batch
             )
             for task in claimed:
-                log.info("took over task %s (%s) at %s", task.id, task.request_id, task.status)
+                with task_context(task):
+                    log.info("took over task %s (%s) at %s", task.id, task.request_id, task.status)
                 self.metrics.takeovers.inc()
                 self.scheduler.adopt(task.id)
             if len(claimed) < batch:

@@ -344,3 +344,30 @@ async def test_a_task_stored_by_an_older_version_runs_without_spans_or_headers(
     assert await world.finished("old-1") == "completed"
     assert all("traceparent" not in h for h in world.kafka.headers("old-1"))
     assert not [s for s in exporter.get_finished_spans() if s.name.startswith("video.")]
+
+
+async def test_cancel_and_takeover_lines_carry_the_tasks_trace(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Logged outside the task's steps (the cancel desk, the lease keeper), yet about the task.
+    caplog.set_level(logging.INFO)
+    first = world.start_engine(instance_id="first")
+    await first.start()
+    world.sim.config = world.sim.config.updated({"timing": {"queued_s": 30, "running_s": 30}})
+    early, running, moved = request(), request(), request()
+    assert await first.cancels.cancel(early["request_id"], None) == "remembered"
+    for body in (early, running, moved):
+        await world.send(body, to=first, headers={"traceparent": TRACEPARENT})
+    await world.until(lambda: "submitted" in world.kafka.statuses(running["request_id"]))
+    await first.cancels.cancel(running["request_id"], None)
+    assert await world.finished(running["request_id"]) == "cancelled"
+    await first.cancels.cancel(running["request_id"], None)  # again: already over
+    await first.stop(grace_s=5)
+    second = world.start_engine(instance_id="second")
+    await second.start()
+    await second.leases.claim_expired()  # takes `moved` over
+
+    for message in ("cancelled before it came", "ignored: already", "took over"):
+        (logged,) = [r for r in caplog.records if message in r.getMessage()]
+        line = json.loads(JsonFormatter().format(logged))
+        assert line["trace_id"] == TRACE and "task_id" in line, message
