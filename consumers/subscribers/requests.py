@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, NamedTuple
 
@@ -56,12 +56,30 @@ class BatchInHand(ConsumerRebalanceListener):
     still being handled would be read again, and its dead letters sent twice. Waiting for it in
     `on_partitions_revoked`, while the old assignment still holds, lets its commit land first;
     aiokafka hands out no new records until the new assignment is known.
+
+    A batch is in hand from the moment the fetch returns it (`watch`), not only once the handler
+    runs: FastStream's middlewares and parser run in between, and a rebalance there reset the
+    positions under a batch that was then handled, and read again (duplicate dead letters).
     """
 
     def __init__(self) -> None:
         self._idle = asyncio.Event()
         self._idle.set()
         self.on_assigned: Callable[[set[TopicPartition]], None] | None = None  # set at start
+
+    def watch(self, subscriber: Any) -> None:
+        """Count a batch as in hand from the fetch that returns it (the subscriber's consume
+        loop is sequential: when it fetches again, the batch before is over)."""
+        fetch: Callable[[Any], Awaitable[tuple[Any, ...]]] = subscriber.get_msg
+
+        async def get_msg(consumer: Any) -> tuple[Any, ...]:
+            self._idle.set()
+            records = await fetch(consumer)
+            if records:
+                self._idle.clear()
+            return records
+
+        subscriber.get_msg = get_msg
 
     @asynccontextmanager
     async def handling(self) -> AsyncIterator[None]:
@@ -105,6 +123,7 @@ def build_router(settings: Settings) -> RequestsRoute:
         listener=in_hand,
     )
     unreadable.guard(subscriber, BATCH_MAX_RECORDS)  # a record aiokafka cannot read
+    in_hand.watch(subscriber)
     retries = Retries()
 
     @subscriber
