@@ -53,6 +53,14 @@ def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     provider.shutdown()
 
 
+@pytest.fixture
+def exporter(spans: tuple[TracerProvider, InMemorySpanExporter]) -> InMemorySpanExporter:
+    """Tracing on for engines built in this process, as the app installs it at start."""
+    provider, exporter = spans
+    tracing.install(provider)
+    return exporter
+
+
 # --- tracing off: the request's context, copied ---------------------------------------------
 
 
@@ -267,10 +275,8 @@ async def test_a_duplicate_and_a_rejected_request_publish_in_their_own_traces(
 
 
 async def test_reply_copies_name_the_step_span(
-    world: World, spans: tuple[TracerProvider, InMemorySpanExporter]
+    world: World, exporter: InMemorySpanExporter
 ) -> None:
-    provider, exporter = spans
-    tracing.install(provider)
     await world.start_engine(reply_topic_pattern=REPLIES).start()
     body = request(reply_topic="replies.shop")
     rid = body["request_id"]
@@ -291,10 +297,8 @@ async def test_reply_copies_name_the_step_span(
 
 
 async def test_a_request_without_a_context_starts_a_trace_of_its_own(
-    world: World, spans: tuple[TracerProvider, InMemorySpanExporter]
+    world: World, exporter: InMemorySpanExporter
 ) -> None:
-    provider, exporter = spans
-    tracing.install(provider)
     await world.start_engine().start()
     bodies = [request(), request()]
     await world.send(*bodies)
@@ -314,10 +318,8 @@ async def test_a_request_without_a_context_starts_a_trace_of_its_own(
 
 
 async def test_a_rejected_request_is_traced_too(
-    world: World, spans: tuple[TracerProvider, InMemorySpanExporter]
+    world: World, exporter: InMemorySpanExporter
 ) -> None:
-    provider, exporter = spans
-    tracing.install(provider)
     await world.start_engine().start()
     bad = request("no-such-model")
     await world.send(bad, headers={"traceparent": TRACEPARENT})
@@ -331,10 +333,8 @@ async def test_a_rejected_request_is_traced_too(
 
 
 async def test_a_task_stored_by_an_older_version_runs_without_spans_or_headers(
-    world: World, spans: tuple[TracerProvider, InMemorySpanExporter]
+    world: World, exporter: InMemorySpanExporter
 ) -> None:
-    provider, exporter = spans
-    tracing.install(provider)
     engine = world.start_engine()
     document = version_0_1_document(request_id="old-1")  # no trace_context: it loads
     world.store._tasks[document["_id"]] = document
